@@ -1,0 +1,1 @@
+"""Click commands, one module per face; ``taskexec.cli`` assembles them into one group."""

@@ -1,0 +1,217 @@
+"""The TaskExecution record, status values, W3C ids and the canonical timestamp format. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .errors import InvalidRecord
+
+STATUSES = ("running", "success", "failed", "timeout", "cancelled", "abandoned")
+#: Statuses that count as a failure in rates and in "last failed" (a crashed run failed too).
+FAILURE_STATUSES = ("failed", "timeout", "abandoned")
+FINISHED_STATUSES = tuple(s for s in STATUSES if s != "running")
+PROVENANCES = ("live", "backfill", "otlp")
+
+_TRACE_RE = re.compile(r"^[0-9a-f]{32}$")
+_SPAN_RE = re.compile(r"^[0-9a-f]{16}$")
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def new_trace_id() -> str:
+    """A random W3C trace id: 32 lowercase hex, never all zero."""
+    while True:
+        value = secrets.token_hex(16)
+        if value != "0" * 32:
+            return value
+
+
+def new_span_id() -> str:
+    """A random W3C span id: 16 lowercase hex, never all zero."""
+    while True:
+        value = secrets.token_hex(8)
+        if value != "0" * 16:
+            return value
+
+
+def check_trace_id(value: object, field_name: str = "trace_id") -> str:
+    """Return a valid trace id or raise InvalidRecord naming the field."""
+    if not isinstance(value, str) or not _TRACE_RE.match(value) or value == "0" * 32:
+        raise InvalidRecord(
+            field_name, f"expected 32 lowercase hex characters, not all zero; got {value!r}"
+        )
+    return value
+
+
+def check_span_id(value: object, field_name: str = "span_id") -> str:
+    """Return a valid span id or raise InvalidRecord naming the field."""
+    if not isinstance(value, str) or not _SPAN_RE.match(value) or value == "0" * 16:
+        raise InvalidRecord(
+            field_name, f"expected 16 lowercase hex characters, not all zero; got {value!r}"
+        )
+    return value
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def format_ts(value: datetime, field_name: str = "timestamp") -> str:
+    """Canonical text form: UTC, fixed width, microseconds, Z suffix, so it sorts as text."""
+    if not isinstance(value, datetime):
+        raise InvalidRecord(field_name, f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRecord(
+            field_name, "naive datetime; pass a timezone-aware value (e.g. datetime.now(UTC))"
+        )
+    return value.astimezone(UTC).strftime(_TS_FORMAT)
+
+
+def parse_ts(value: str, field_name: str = "timestamp") -> datetime:
+    """Parse an ISO-8601 timestamp that carries a zone (Z or an offset) into aware UTC."""
+    if _TS_RE.match(value):  # fast path for our own format
+        return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except (TypeError, ValueError):
+        raise InvalidRecord(field_name, f"not an ISO-8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise InvalidRecord(field_name, f"timestamp {value!r} has no zone; add Z or an offset")
+    return parsed.astimezone(UTC)
+
+
+_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
+_WINDOW_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_window(value: str) -> timedelta:
+    """Parse a relative window such as ``90d``, ``24h``, ``30m`` or ``2w`` into a timedelta."""
+    match = _WINDOW_RE.match(value)
+    if not match:
+        raise InvalidRecord("window", f"expected a number and a unit (s, m, h, d, w), got {value!r}")
+    return timedelta(seconds=float(match.group(1)) * _WINDOW_UNITS[match.group(2).lower()])
+
+
+def parse_when(value: str, now: datetime | None = None) -> datetime:
+    """A point in time given either as ISO-8601 with a zone or as a window back from now."""
+    if _WINDOW_RE.match(value):
+        return (now or utcnow()) - parse_window(value)
+    return parse_ts(value, "since")
+
+
+def idempotency_key(task_id: str, when: datetime | str, attempt: int) -> str:
+    """SHA-256 of (task_id, scheduled-or-start time, attempt): equal for the same run anywhere."""
+    stamp = when if isinstance(when, str) else format_ts(when, "started_at")
+    return hashlib.sha256(f"{task_id}\x1f{stamp}\x1f{attempt}".encode()).hexdigest()
+
+
+def _json_list(name: str, value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidRecord(name, f"expected a list, got {type(value).__name__}")
+    return tuple(value)
+
+
+def _check_jsonable(name: str, value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(name, f"not JSON-serialisable ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecution:
+    """One attempt of one task: the row of ``task_executions``. Validated on construction."""
+
+    task_slug: str
+    started_at: datetime
+    task_id: str = ""
+    status: str = "success"
+    trace_id: str = field(default_factory=new_trace_id)
+    span_id: str = field(default_factory=new_span_id)
+    parent_span_id: str | None = None
+    attempt: int = 1
+    retry_of: str | None = None
+    scheduled_at: datetime | None = None
+    idempotency_key: str = ""
+    ended_at: datetime | None = None
+    duration_ms: float | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    stack_trace: str | None = None
+    stack_hash: str | None = None
+    memories_retrieved: int | None = None
+    retrieval_sources: tuple[str, ...] = ()
+    files_written: tuple[str, ...] = ()
+    parents: tuple[Any, ...] = ()
+    causes: tuple[Any, ...] = ()
+    provenance: str = "live"
+    host: str | None = None
+    pid: int | None = None
+    content: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        setter = object.__setattr__
+        if not isinstance(self.task_slug, str) or not self.task_slug.strip():
+            raise InvalidRecord("task_slug", "must be a non-empty string")
+        if not self.task_id:
+            setter(self, "task_id", self.task_slug)
+        elif not isinstance(self.task_id, str):
+            raise InvalidRecord("task_id", f"must be a string, got {type(self.task_id).__name__}")
+        if self.status not in STATUSES:
+            raise InvalidRecord("status", f"must be one of {', '.join(STATUSES)}; got {self.status!r}")
+        if self.provenance not in PROVENANCES:
+            raise InvalidRecord("provenance", f"must be one of {', '.join(PROVENANCES)}")
+        check_trace_id(self.trace_id)
+        check_span_id(self.span_id)
+        if self.parent_span_id is not None:
+            check_span_id(self.parent_span_id, "parent_span_id")
+        if self.retry_of is not None:
+            check_span_id(self.retry_of, "retry_of")
+        if type(self.attempt) is not int or self.attempt < 1:
+            raise InvalidRecord("attempt", f"must be an integer >= 1, got {self.attempt!r}")
+        start = format_ts(self.started_at, "started_at")
+        if self.ended_at is not None:
+            format_ts(self.ended_at, "ended_at")
+            if self.ended_at < self.started_at:
+                raise InvalidRecord("ended_at", "is before started_at")
+        when = start
+        if self.scheduled_at is not None:
+            when = format_ts(self.scheduled_at, "scheduled_at")
+        if not self.idempotency_key:
+            setter(self, "idempotency_key", idempotency_key(self.task_id, when, self.attempt))
+        if self.duration_ms is None and self.ended_at is not None:
+            setter(self, "duration_ms", (self.ended_at - self.started_at).total_seconds() * 1000)
+        if self.duration_ms is not None:
+            if isinstance(self.duration_ms, bool) or not isinstance(self.duration_ms, int | float):
+                raise InvalidRecord("duration_ms", "must be a number")
+            if self.duration_ms < 0 or not math.isfinite(self.duration_ms):
+                raise InvalidRecord("duration_ms", f"must be finite and >= 0, got {self.duration_ms}")
+        if self.memories_retrieved is not None and (
+            type(self.memories_retrieved) is not int or self.memories_retrieved < 0
+        ):
+            raise InvalidRecord("memories_retrieved", "must be an integer >= 0")
+        for name in ("retrieval_sources", "files_written", "parents", "causes"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                setter(self, name, _json_list(name, value))
+        if self.parents or self.causes:
+            _check_jsonable("parents", list(self.parents))
+            _check_jsonable("causes", list(self.causes))
+        if not isinstance(self.attributes, Mapping):
+            raise InvalidRecord("attributes", f"must be a mapping, got {type(self.attributes).__name__}")
+        if self.attributes:
+            _check_jsonable("attributes", dict(self.attributes))
+        if self.pid is not None and type(self.pid) is not int:
+            raise InvalidRecord("pid", "must be an integer")

@@ -1,0 +1,107 @@
+"""Probe SQL: one named ``.sql`` file per question, the single source for Datasette's canned
+queries, the notebooks and ``taskexec probe``.
+
+Each file starts with ``--`` header lines::
+
+    -- title: Failure rate per task
+    -- description: What it answers, in a sentence.
+    -- param since: What the parameter means | 7d
+
+(``| value`` is the default the parameter shows in forms). The SQL treats a NULL or empty
+parameter as "use the default", so every file runs unchanged in the sqlite3 shell, in Datasette
+and from Python.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import BadInput, UnknownProbe
+
+_HEADER = re.compile(r"^--\s*(title|description|param\s+\w+)\s*:\s*(.*)$")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named parameter of a probe, with its help text and form default."""
+
+    name: str
+    description: str
+    default: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One question: its name (file stem), title, description, SQL and parameters."""
+
+    name: str
+    title: str
+    description: str
+    sql: str
+    params: tuple[Param, ...]
+
+    def bind(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every parameter bound: given values, else None (which the SQL reads as default)."""
+        values = dict(values or {})
+        unknown = set(values) - {p.name for p in self.params}
+        if unknown:
+            known = ", ".join(p.name for p in self.params) or "none"
+            raise BadInput(f"probe {self.name}", f"unknown parameter(s) {sorted(unknown)}; "
+                           f"it takes: {known}")  # fmt: skip
+        return {p.name: values.get(p.name) for p in self.params}
+
+
+def _parse(name: str, text: str) -> Probe:
+    meta: dict[str, str] = {}
+    described: dict[str, tuple[str, str]] = {}
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        match = _HEADER.match(line)
+        if not match:
+            continue
+        key, value = match.group(1), match.group(2).strip()
+        if key.startswith("param"):
+            desc, _, default = value.partition("|")
+            described[key.split()[1]] = (desc.strip(), default.strip())
+        else:
+            meta[key] = value
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    names = list(dict.fromkeys(_NAMED.findall(body)))
+    params = tuple(Param(n, *described.get(n, ("", ""))) for n in names)
+    return Probe(name, meta.get("title", name), meta.get("description", ""), text.strip(), params)
+
+
+@cache
+def all_probes() -> tuple[Probe, ...]:
+    """Every probe shipped with taskexec, sorted by name."""
+    folder = resources.files(__package__)
+    probes = [
+        _parse(entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return tuple(sorted(probes, key=lambda p: p.name))
+
+
+def get(name: str) -> Probe:
+    """The probe called ``name``; UnknownProbe lists the valid names otherwise."""
+    for probe in all_probes():
+        if probe.name == name:
+            return probe
+    names = ", ".join(p.name for p in all_probes())
+    raise UnknownProbe(f"no probe named {name!r}; known probes: {names}")
+
+
+def run(conn: sqlite3.Connection, name: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run a probe on an open connection and return its rows as dicts."""
+    probe = get(name)
+    cursor = conn.execute(probe.sql, probe.bind(values))
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,97 @@
+"""The record validates its fields and names the one that is wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from taskexec import InvalidRecord, TaskExecution
+from taskexec.model import (
+    format_ts,
+    idempotency_key,
+    new_span_id,
+    new_trace_id,
+    parse_ts,
+    parse_when,
+    parse_window,
+)
+
+T0 = datetime(2025, 11, 5, 6, 0, tzinfo=UTC)
+
+
+def test_defaults_and_derived_fields():
+    r = TaskExecution(task_slug="daily_reflection", started_at=T0, ended_at=T0 + timedelta(seconds=2))
+    assert r.task_id == "daily_reflection"
+    assert len(r.trace_id) == 32 and len(r.span_id) == 16
+    assert r.duration_ms == 2000.0
+    assert r.idempotency_key == idempotency_key("daily_reflection", T0, 1)
+
+
+def test_idempotency_key_prefers_scheduled_time():
+    sched = T0 - timedelta(minutes=1)
+    a = TaskExecution(task_slug="x", task_id="t1", started_at=T0, scheduled_at=sched)
+    b = TaskExecution(task_slug="x", task_id="t1", started_at=T0 + timedelta(seconds=5), scheduled_at=sched)
+    c = TaskExecution(task_slug="x", task_id="t1", started_at=T0, scheduled_at=sched, attempt=2)
+    assert a.idempotency_key == b.idempotency_key != c.idempotency_key
+
+
+def test_same_instant_in_other_zone_gives_same_key():
+    other = T0.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    assert idempotency_key("t", T0, 1) == idempotency_key("t", other, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"started_at": datetime(2025, 1, 1)}, "started_at"),
+        ({"attempt": 0}, "attempt"),
+        ({"attempt": -2}, "attempt"),
+        ({"attempt": 1.5}, "attempt"),
+        ({"trace_id": "ABC"}, "trace_id"),
+        ({"trace_id": "0" * 32}, "trace_id"),
+        ({"span_id": "zz" * 8}, "span_id"),
+        ({"retry_of": "123"}, "retry_of"),
+        ({"status": "exploded"}, "status"),
+        ({"attributes": {"when": object()}}, "attributes"),
+        ({"attributes": {"x": float("nan")}}, "attributes"),
+        ({"duration_ms": -1}, "duration_ms"),
+        ({"memories_retrieved": -3}, "memories_retrieved"),
+        ({"files_written": "a.txt"}, "files_written"),
+        ({"ended_at": T0 - timedelta(seconds=1)}, "ended_at"),
+        ({"task_slug": ""}, "task_slug"),
+    ],
+)
+def test_bad_fields_name_the_field(kwargs, field):
+    base = {"task_slug": "x", "started_at": T0}
+    base.update(kwargs)
+    with pytest.raises(InvalidRecord) as info:
+        TaskExecution(**base)
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+def test_ids_are_w3c_shaped():
+    for _ in range(100):
+        assert len(new_trace_id()) == 32 and new_trace_id() != "0" * 32
+        assert len(new_span_id()) == 16
+
+
+def test_timestamp_format_sorts_as_text():
+    a = format_ts(T0)
+    b = format_ts(T0 + timedelta(microseconds=1))
+    assert a == "2025-11-05T06:00:00.000000Z" and a < b and len(a) == len(b) == 27
+    assert parse_ts(a) == T0
+    assert parse_ts("2025-11-05T07:00:00+01:00") == T0
+    with pytest.raises(InvalidRecord, match="no zone"):
+        parse_ts("2025-11-05T06:00:00")
+
+
+def test_windows():
+    assert parse_window("90d") == timedelta(days=90)
+    assert parse_window("24h") == timedelta(hours=24)
+    assert parse_window("30m") == timedelta(minutes=30)
+    now = datetime(2025, 1, 8, tzinfo=UTC)
+    assert parse_when("7d", now) == datetime(2025, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidRecord):
+        parse_window("soon")

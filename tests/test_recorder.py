@@ -1,0 +1,161 @@
+"""The recording API: track (sync/async), decorator with retries, statuses, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from taskexec import InvalidRecord, Recorder, Store
+
+
+@pytest.fixture
+def rec(db_path):
+    r = Recorder(db_path)
+    yield r
+    r.close()
+
+
+def rows(rec):
+    return rec.store.list_executions(limit=100)
+
+
+def test_track_success_with_metadata(rec):
+    with rec.track("daily_reflection", task_id="task_007", attributes={"model": "m1"}) as run:
+        run.retrieved(12, sources=["semantic", "episodic"])
+        run.wrote("notes/2025-11-05.md")
+        run.set(tokens=321)
+        run.summary("reflected on 12 memories")
+    (row,) = rows(rec)
+    assert row["status"] == "success" and row["task_id"] == "task_007"
+    assert row["memories_retrieved"] == 12
+    assert row["retrieval_sources"] == ["semantic", "episodic"]
+    assert row["files_written"] == ["notes/2025-11-05.md"]
+    assert row["attributes"] == {"model": "m1", "tokens": 321}
+    assert row["content"] == "reflected on 12 memories"
+    assert row["duration_ms"] >= 0 and row["ended_at"] >= row["started_at"]
+    assert row["pid"] and row["host"] and row["provenance"] == "live"
+
+
+def test_running_row_is_written_before_the_body_ends(rec, db_path):
+    with rec.track("slow") as run:
+        with Store.open_readonly(db_path) as ro:
+            (row,) = ro.list_executions(limit=5)
+        assert row["status"] == "running" and row["span_id"] == run.span_id
+
+
+def test_exception_marks_failed_and_reraises(rec):
+    with pytest.raises(KeyError), rec.track("idea_generation") as run:
+        {}["title"]
+    (row,) = rows(rec)
+    assert row["status"] == "failed" and row["span_id"] == run.span_id
+    assert row["error_type"] == "KeyError" and "title" in row["error_message"]
+    assert "Traceback" in row["stack_trace"] and len(row["stack_hash"]) == 64
+    assert row["first_seen_error"] == 1
+    assert rec.store.error_groups()[0]["occurrences"] == 1
+
+
+def test_timeout_and_cancel_statuses(rec):
+    with pytest.raises(TimeoutError), rec.track("t"):
+        raise TimeoutError("slow API")
+
+    async def cancelled():
+        async with rec.track("c"):
+            raise asyncio.CancelledError()
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(cancelled())
+    assert sorted(r["status"] for r in rows(rec)) == ["cancelled", "timeout"]
+
+
+def test_async_track(rec):
+    async def main():
+        async with rec.track("sync_inbox", task_id="task_011") as run:
+            await asyncio.sleep(0)
+            run.retrieved(3)
+        return run.span_id
+
+    span = asyncio.run(main())
+    (row,) = rows(rec)
+    assert row["span_id"] == span and row["status"] == "success"
+
+
+def test_decorator_retries_share_trace(rec):
+    calls = {"n": 0}
+
+    @rec.task("idea_generation", task_id="task_008", retries=3, backoff=0)
+    def generate(x):
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise ConnectionError("flaky")
+        return x * 2
+
+    assert generate(21) == 42
+    attempts = sorted(rows(rec), key=lambda r: r["attempt"])
+    assert [a["attempt"] for a in attempts] == [1, 2, 3]
+    assert [a["status"] for a in attempts] == ["failed", "failed", "success"]
+    assert len({a["trace_id"] for a in attempts}) == 1
+    assert attempts[0]["retry_of"] is None
+    assert attempts[1]["retry_of"] == attempts[0]["span_id"]
+    assert attempts[2]["retry_of"] == attempts[1]["span_id"]
+    # Same bug twice: one group, first occurrence flagged once.
+    assert [a["first_seen_error"] for a in attempts] == [1, 0, 0]
+
+
+def test_decorator_gives_up_and_reraises(rec):
+    @rec.task("always_fails", retries=2, backoff=0)
+    def boom():
+        raise ValueError("nope")
+
+    with pytest.raises(ValueError):
+        boom()
+    assert [r["status"] for r in rows(rec)] == ["failed"] * 3
+
+
+def test_decorator_async(rec):
+    state = {"n": 0}
+
+    @rec.task("sync_inbox", retries=1, backoff=0)
+    async def sync():
+        state["n"] += 1
+        if state["n"] == 1:
+            raise OSError("imap hiccup")
+        return "ok"
+
+    assert asyncio.run(sync()) == "ok"
+    assert sorted(r["status"] for r in rows(rec)) == ["failed", "success"]
+
+
+def test_no_retry_for_exceptions_outside_retry_on(rec):
+    @rec.task("x", retries=3, backoff=0, retry_on=ConnectionError)
+    def bad():
+        raise KeyError("k")
+
+    with pytest.raises(KeyError):
+        bad()
+    assert len(rows(rec)) == 1
+
+
+def test_bad_arguments_raise_clear_errors(rec):
+    with pytest.raises(InvalidRecord, match="trace_id"), rec.track("x", trace_id="XYZ"):
+        pass
+    with pytest.raises(InvalidRecord, match="attempt"), rec.track("x", attempt=0):
+        pass
+    with pytest.raises(InvalidRecord, match="scheduled_at"), rec.track("x", scheduled_at=datetime(2025, 1, 1)):
+        pass
+    with pytest.raises(InvalidRecord, match="attributes"), rec.track("x", attributes={"f": object()}):
+        pass
+    with pytest.raises(InvalidRecord, match="retries"):
+        rec.task("x", retries=-1)
+    assert rows(rec) == []
+
+
+def test_scheduled_at_makes_key_match_backfill(rec):
+    from taskexec.model import idempotency_key
+
+    sched = datetime(2025, 11, 5, 6, 0, tzinfo=UTC)
+    with rec.track("daily_reflection", task_id="task_007", scheduled_at=sched):
+        pass
+    (row,) = rows(rec)
+    assert row["idempotency_key"] == idempotency_key("task_007", sched, 1)
