@@ -7,6 +7,8 @@ runs, retrieval metadata and written files. The same seed and anchor give the sa
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -78,12 +80,12 @@ def make_bugs(rng: random.Random, count: int = 36) -> list[Bug]:
     bugs = []
     for i in range(count):
         etype, template, transient = _ERRORS[i % len(_ERRORS)]
-        depth = rng.randint(2, 5)
+        depth = _randint(rng, 2, 5)
         frames = tuple(
             (f"taskexec_demo/{rng.choice(_MODULES)}.py", f"{rng.choice(_VERBS)}_{i}_{k}")
             for k in range(depth)
         )
-        slugs = tuple(t.slug for t in rng.sample(TASKS, rng.randint(1, 3)))
+        slugs = tuple(t.slug for t in rng.sample(TASKS, _randint(rng, 1, 3)))
         introduced = 0.0 if i < count - 4 else 0.97 + 0.0075 * (i - (count - 4))
         bugs.append(Bug(etype, template, transient, frames, slugs, introduced))
     return bugs
@@ -92,10 +94,15 @@ def make_bugs(rng: random.Random, count: int = 36) -> list[Bug]:
 _VERBS = ("load", "fetch", "parse", "write", "embed", "score", "render", "sync", "merge")
 
 
+def _randint(rng: random.Random, low: int, high: int) -> int:
+    """Like rng.randint, about three times cheaper (this sits on the 1M-row path)."""
+    return low + int(rng.random() * (high - low + 1))
+
+
 def _stack(rng: random.Random, bug: Bug, message: str) -> str:
     lines = ["Traceback (most recent call last):"]
     for path, func in bug.frames:
-        lineno = rng.randint(20, 400)  # lines move between deploys; the hash must not care
+        lineno = _randint(rng, 20, 400)  # lines move between deploys; the hash must not care
         lines.append(f'  File "/srv/app/{path}", line {lineno}, in {func}')
         lines.append(f"    result = {func}(payload)")
     lines.append(f"{bug.error_type}: {message}")
@@ -104,10 +111,10 @@ def _stack(rng: random.Random, bug: Bug, message: str) -> str:
 
 def _message(rng: random.Random, template: str) -> str:
     return template.format(
-        ip=f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-        n=rng.randint(1, 120),
+        ip=f"10.{_randint(rng, 0, 255)}.{_randint(rng, 0, 255)}.{_randint(rng, 1, 254)}",
+        n=_randint(rng, 1, 120),
         field=rng.choice(_FIELDS),
-        email=f"user{rng.randint(1, 999)}@example.com",
+        email=f"user{_randint(rng, 1, 999)}@example.com",
         uuid=f"{rng.getrandbits(128):032x}"[:8] + "-1234-4abc-8def-" + f"{rng.getrandbits(48):012x}",
     )
 
@@ -126,21 +133,28 @@ def generate(
     start = end - timedelta(days=days)
     span_us = days * 86_400_000_000
     bugs = make_bugs(rng)
-    weights = [t.weight for t in TASKS]
+    cum_weights = list(itertools.accumulate(t.weight for t in TASKS))
+    # Bugs each task can hit, by how far into the period we are (recent bugs join late).
+    phases = sorted({b.introduced for b in bugs})
+    candidates = {
+        (t.slug, phase): [b for b in bugs if t.slug in b.slugs and b.introduced <= phase] or bugs[:1]
+        for t in TASKS
+        for phase in phases
+    }
     step = span_us / max(runs, 1)
     hosts = [f"worker-{i}" for i in range(1, 5)]
     for i in range(runs):
-        task = rng.choices(TASKS, weights)[0]
+        task = rng.choices(TASKS, cum_weights=cum_weights)[0]
         frac = i / max(runs, 1)
         scheduled = start + timedelta(microseconds=int(i * step))
         trace_id = f"{rng.getrandbits(128) | 1:032x}"
         previous: str | None = None
-        t = scheduled + timedelta(milliseconds=rng.randint(5, 900))
+        t = scheduled + timedelta(milliseconds=_randint(rng, 5, 900))
         # Failure odds drift a little over time and by hour so the trend charts have a shape.
         hour_bump = 1.6 if scheduled.hour in (2, 3) else 1.0
         p_fail = task.failure_rate * hour_bump * (0.8 + 0.4 * frac)
-        candidates = [b for b in bugs if task.slug in b.slugs and b.introduced <= frac] or bugs[:1]
-        bug = rng.choice(candidates)
+        phase = phases[bisect.bisect_right(phases, frac) - 1]
+        bug = rng.choice(candidates[task.slug, phase])
         for attempt in range(1, 4):
             span_id = f"{rng.getrandbits(64) | 1:016x}"
             duration = rng.lognormvariate(math.log(task.median_ms), task.sigma)
@@ -161,7 +175,7 @@ def generate(
             if rng.random() > 0.7:  # not every failure is retried
                 break
             previous = span_id
-            t = t + timedelta(milliseconds=duration + rng.randint(1000, 30000))
+            t = t + timedelta(milliseconds=duration + _randint(rng, 1000, 30000))
 
 
 def _record(
@@ -180,12 +194,12 @@ def _record(
     host: str,
     rng: random.Random,
 ) -> TaskExecution:
-    n = rng.randint(1, 9999)
-    day = started.strftime("%Y-%m-%d")
+    n = _randint(rng, 1, 9999)
+    day = started.isoformat()[:10]
     memories = sources = None
     if task.retrieves:
-        memories = rng.randint(0, 40)
-        sources = tuple(rng.sample(SOURCES, rng.randint(1, 3)))
+        memories = _randint(rng, 0, 40)
+        sources = tuple(rng.sample(SOURCES, _randint(rng, 1, 3)))
     files = (task.writes.format(day=day, n=n),) if task.writes and status == "success" else ()
     if status == "success":
         summary = f"{task.slug} finished: " + (

@@ -98,10 +98,13 @@ def _retry(fn: Callable[..., T], *args: Any) -> T:
     return retrying(fn, *args)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _dump(value: Any) -> str | None:
     if not value:
         return None
-    return json.dumps(value if not isinstance(value, tuple) else list(value), ensure_ascii=False)
+    return _ENCODE(value if not isinstance(value, tuple) else list(value))
 
 
 def record_row(record: TaskExecution, created_at: str) -> tuple[Any, ...]:
@@ -130,15 +133,15 @@ def record_row(record: TaskExecution, created_at: str) -> tuple[Any, ...]:
         format_ts(record.ended_at) if record.ended_at else None,
         record.duration_ms,
         record.memories_retrieved,
-        _dump(scrub_value(record.retrieval_sources)),
-        _dump(scrub_value(record.files_written)),
-        _dump(scrub_value(record.parents)),
-        _dump(scrub_value(record.causes)),
+        _dump(scrub_value(record.retrieval_sources)) if record.retrieval_sources else None,
+        _dump(scrub_value(record.files_written)) if record.files_written else None,
+        _dump(scrub_value(record.parents)) if record.parents else None,
+        _dump(scrub_value(record.causes)) if record.causes else None,
         record.provenance,
         scrub_text(record.host),
         record.pid,
         scrub_text(record.content),
-        _dump(scrub_value(dict(record.attributes))),
+        _dump(scrub_value(dict(record.attributes))) if record.attributes else None,
         created_at,
     )
 
