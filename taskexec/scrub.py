@@ -1,46 +1,53 @@
-"""Replace personal data (emails, IPv4/IPv6 addresses, UUIDs) in free text with stable placeholders.
+"""Replace personal data (emails, IPv4/IPv6 addresses, UUIDs) in free text with fixed placeholders.
 
-Runs on every free-text field of bulk loads, so it is built for speed: cheap ``str`` checks
-decide which patterns can possibly match (most strings need no regex at all), one precompiled
-combined regex per combination does the rest, and an unchanged string is returned as the same
-object. Measured with timeit (CPython 3.11, one core): a typical 100-char clean string takes
-~0.3 µs (~1 µs when it has 3+ dots or ``::`` and the regex must run); a 1,000-char string with
-PII ~10 µs.
+Runs on every free-text field of bulk loads, so it is built for speed: ``in``/``count`` checks and
+literal-prefixed hint regexes decide which patterns can match at all, each pattern is precompiled
+and laid out for the engine's fast scan, and an unchanged string is returned as the same object.
+timeit (CPython 3.11): a typical clean 100-char string 0.35-0.7 µs (plain prose / with dots,
+timestamps or ``::``); 100 chars holding an email, IPv4, UUID and IPv6 ~8 µs; 1,000 chars with
+26 emails and IPs ~35 µs.
 
-Placeholders are fixed (``<email>``, ``<ip>``, ``<uuid>``) so messages still group, and scrubbing is
-idempotent. Trace/span ids, hex digests, timestamps, times, 3-part versions and paths are left
-alone. A compressed IPv6 form (with ``::``) only counts when it looks like a real address, i.e.
-``::1``, an embedded IPv4, or 3+ groups / a 3+ digit group (``fe80::1``), so that Python slices
-such as ``a[1::2]`` or ``x[::2]`` in traceback source lines survive.
+Placeholders are fixed (``<email>``, ``<ip>``, ``<uuid>``) so messages still group, and scrubbing
+is idempotent. Trace/span ids, hex digests, timestamps, times, 3-part versions and paths are kept.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
 _V4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
 _X = "[0-9A-Fa-f]"
-_H = f"{_X}{{1,4}}"
+_H = f"{_X}{{1,4}}+"  # possessive: a group is always followed by ":" or the end, never by hex
 _V6_TAIL = rf"(?:(?:{_H}:)*(?:{_V4}|{_H}))?"  # what may follow "::"
 
-# Each pattern starts with a plain character class and checks the character before it with a
-# lookbehind placed after it: that lets the regex engine skip ahead with its fast charset scan
-# (a leading lookbehind or an alternation of patterns disables it and costs ~5x).
+# Each pattern starts with a plain character class, then a cheap lookahead that rejects most
+# positions, then the boundary lookbehind: that order lets the regex engine use its charset scan
+# (a leading lookbehind, or one alternation of all patterns, made the search ~3-5x slower).
 _AT_RE = re.compile(
-    rf"@(?:\[[^\]\s]{{1,64}}\]|{_V4}|(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}})(?![\w-])"
+    rf"@(?:\[[^\]\s]{{1,64}}\]|(?:{_V4}|(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}})(?![\w-]))"
 )
-_UUID_RE = re.compile(rf"{_X}(?<!{_X}.){_X}{{7}}-{_X}{{4}}-{_X}{{4}}-{_X}{{4}}-{_X}{{12}}(?!{_X})")
+_UUID_RE = re.compile(
+    rf"{_X}(?={_X}{{7}}-)(?<!{_X}.){_X}{{7}}-{_X}{{4}}-{_X}{{4}}-{_X}{{4}}-{_X}{{12}}(?!{_X})"
+)
 _IP6_RE = re.compile(
-    rf"[0-9A-Fa-f:](?:(?<![\w:].)|(?<=[G-Zg-z_]:.))"  # not inside a word/colon run; "ip:" is ok
+    rf"[0-9A-Fa-f:](?={_X}{{0,3}}+:)"
+    r"(?:(?<![\w:].)|(?<=[G-Zg-z_]:.))"  # not inside a word or colon run ("ip:" before is ok)
     rf"(?:(?<=:):{_V6_TAIL}"  # starts with "::"
-    rf"|(?<!:){_X}{{0,3}}(?:(?::{_H}){{7}}|(?::{_H}){{5}}:{_V4}|(?::{_H})*::{_V6_TAIL}))"
+    rf"|(?<!:){_X}{{0,3}}+(?:(?::{_H}){{7}}|(?::{_H}){{5}}:{_V4}|(?::{_H})*+::{_V6_TAIL}))"
     r"(?:%[0-9A-Za-z_.-]+)?"  # zone id, as in fe80::1%eth0
     r"(?![0-9A-Za-z_]|:[0-9A-Za-z:]|\.[0-9])"
 )
-_IP4_RE = re.compile(r"[0-9](?<![0-9A-Za-z.].)[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9A-Za-z]|\.[0-9])")
+_IP4_RE = re.compile(
+    r"[0-9](?=[0-9]{0,2}+\.[0-9])(?<![0-9A-Za-z.].)"
+    r"[0-9]{0,2}+(?:\.[0-9]{1,3}+){3}(?![0-9A-Za-z]|\.[0-9])"
+)
+# Hints start with a literal, which the engine finds with a fast search; the full pattern only
+# runs when its hint matches.
+_UUID_HINT = re.compile(rf"-{_X}{{4}}-{_X}{{4}}-")
+_IP6_HINT = re.compile(rf"::(?:(?={_X})|(?<={_X}::))")
+_IP4_HINT = re.compile(r"\.[0-9]{1,3}\.[0-9]")
 
 
 def _scrub_emails(s: str) -> str:
@@ -61,17 +68,17 @@ def _scrub_emails(s: str) -> str:
 
 
 def _ip6(m: re.Match[str]) -> str:
-    """``<ip>`` for a valid IPv6 address that is not a short ``a::b`` look-alike (e.g. a slice)."""
+    """``<ip>``, unless it is a short ``a::b`` look-alike such as the slice ``x[1::2]``.
+
+    A ``::`` form needs 3+ groups, a 4-digit group, an embedded IPv4, or to be ``::1``. The group
+    count is not checked: a malformed address-like run is scrubbed too (safer, and idempotent).
+    """
     text = m.group()
     addr = text.split("%", 1)[0]
-    try:
-        ipaddress.IPv6Address(addr)
-    except ValueError:
-        return text
-    groups = [g for g in addr.split(":") if g]
-    if "::" not in addr or addr == "::1" or "." in addr or len(groups) >= 3:
+    if "::" not in addr or addr == "::1" or "." in addr:
         return "<ip>"
-    return "<ip>" if any(len(g) == 4 for g in groups) else text
+    groups = [g for g in addr.split(":") if g]
+    return "<ip>" if len(groups) >= 3 or any(len(g) == 4 for g in groups) else text
 
 
 def _ip4(m: re.Match[str]) -> str:
@@ -79,24 +86,34 @@ def _ip4(m: re.Match[str]) -> str:
     return "<ip>" if all(int(o) <= 255 for o in text.split(".")) else text
 
 
+def _scrub_once(s: str) -> str:
+    """One pass in the order email, UUID, IPv6, IPv4, each only if ``s`` can hold a match."""
+    if "@" in s:
+        s = _scrub_emails(s)
+    if "-" in s and _UUID_HINT.search(s):
+        s = _UUID_RE.sub("<uuid>", s)
+    if ("::" in s and _IP6_HINT.search(s)) or s.count(":") >= 7:
+        s = _IP6_RE.sub(_ip6, s)
+    if s.count(".") >= 3 and _IP4_HINT.search(s):
+        s = _IP4_RE.sub(_ip4, s)
+    return s
+
+
 def scrub_text(s: str | None) -> str | None:
     """Return ``s`` with emails, IPs and UUIDs replaced by placeholders (None passes through).
 
-    Applied in order email, UUID, IPv6, IPv4, each only when ``s`` has the characters it needs;
-    placeholders contain none of them, so earlier replacements never feed later patterns.
+    A placeholder can turn a neighbour into a match (``a@b.co0000...`` -> ``a@b.co<uuid>``), so
+    changed text is scrubbed again until stable: that makes scrubbing idempotent. It terminates
+    because every replacement removes at least one of ``@ - : .`` and placeholders hold none.
     """
     if not s:
         return s
-    out = s
-    if "@" in out:
-        out = _scrub_emails(out)
-    if out.count("-") >= 4:
-        out = _UUID_RE.sub("<uuid>", out)
-    if "::" in out or out.count(":") >= 7:
-        out = _IP6_RE.sub(_ip6, out)
-    if out.count(".") >= 3:
-        out = _IP4_RE.sub(_ip4, out)
-    return s if out == s else out
+    out = _scrub_once(s)
+    if out == s:
+        return s
+    while (again := _scrub_once(out)) != out:
+        out = again
+    return out
 
 
 def scrub_value(v: Any) -> Any:

@@ -24,17 +24,17 @@ from .scrub import scrub_text
 HASH_VERSION = "v1"
 _CHAIN = "<chained>"  # separator token between the exceptions of a chain
 _FALLBACK = "<message>"  # marks the type + message recipe, so it can never collide with frames
-_SEPARATORS = frozenset(
-    {
-        "The above exception was the direct cause of the following exception:",
-        "During handling of the above exception, another exception occurred:",
-    }
-)
+_SEPARATORS = {  # the lines traceback prints between chained exceptions
+    "The above exception was the direct cause of the following exception:",
+    "During handling of the above exception, another exception occurred:",
+}
 _FRAME_RE = re.compile(r'^  File "(?P<path>.*)", line [^,]+, in (?P<name>.+)$')
 _TYPE_RE = re.compile(r"^(?P<type>[^\s:]+)(?::(?: (?P<msg>.*))?)?$")
 _NOT_APP_RE = re.compile(
     r"[\\/](?:site|dist)-packages[\\/]|[\\/]lib(?:64)?[\\/]python\d+(?:\.\d+)?[\\/]"
     r"|[\\/]python\d+\.zip[\\/]|\\Lib\\|^<frozen "
+    # taskexec's own wrappers (recorder, store) are never the bug, installed or from a checkout
+    r"|[\\/]taskexec[\\/](?:recorder|store|otel_live)\.py$"
 )
 _ADDR_RE = re.compile(r"0x[0-9a-fA-F]+")
 _DIGITS_RE = re.compile(r"[0-9]+")
@@ -89,7 +89,7 @@ def _collapse(frames: list[str]) -> list[str]:
 
 
 def normalize_message(message: str | None) -> str:
-    """PII-scrubbed message with addresses -> ``<addr>``, digit runs -> ``<n>``, spaces collapsed."""
+    """Message scrubbed of PII, ``0x..`` -> ``<addr>``, digit runs -> ``<n>``, spaces collapsed."""
     text = scrub_text(message) or ""
     text = _DIGITS_RE.sub("<n>", _ADDR_RE.sub("<addr>", text))
     return " ".join(text.split())
@@ -132,7 +132,7 @@ def _live_frames(tb: TracebackType | None) -> list[str]:
 
 
 def stack_hash_from_exception(exc: BaseException) -> str:
-    """Grouping hash of a live exception (walks ``__traceback__``, ``__cause__``, ``__context__``)."""
+    """Grouping hash of a live exception: its ``__traceback__`` and its cause/context chain."""
     chain: list[BaseException] = []
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -146,7 +146,7 @@ def stack_hash_from_exception(exc: BaseException) -> str:
     chain.reverse()  # tracebacks print the first cause first
     try:
         message = str(exc)
-    except Exception:
+    except Exception:  # what traceback prints in that case
         message = "<exception str() failed>"
     return _digest([(qualified_type(e), _live_frames(e.__traceback__)) for e in chain], message)
 
