@@ -385,32 +385,48 @@ class Store:
         keys: set[str] = set()
         spans: set[str] = set()
         duplicates = inserted = 0
-        with self.transaction() as conn:
-            conn.execute("PRAGMA cache_size = -262144")
-            for name in (*migrations.INDEXES, *migrations.FTS_TRIGGERS):
-                kind = "INDEX" if name in migrations.INDEXES else "TRIGGER"
-                conn.execute(f"DROP {kind} {name}")
-            insert = _INSERT.replace(" ON CONFLICT DO NOTHING", "")
-            for batch in _batches(records, 10_000):
-                rows = []
-                for record in batch:
-                    if record.idempotency_key in keys or record.span_id in spans:
-                        duplicates += 1
-                        continue
-                    keys.add(record.idempotency_key)
-                    spans.add(record.span_id)
-                    rows.append(record_row(record, created))
-                conn.executemany(insert, rows)
-                inserted += len(rows)
-            for sql in migrations.INDEXES.values():
-                conn.execute(sql)
-            conn.execute("INSERT INTO task_executions_fts (task_executions_fts) VALUES ('rebuild')")
-            for sql in migrations.FTS_TRIGGERS.values():
-                conn.execute(sql)
-            rebuild_error_groups(conn)
-            conn.execute("PRAGMA cache_size = -2000")
+        # A rollback journal writes each page once (WAL would write it to the log, then again at
+        # checkpoint) and, the table being empty, journals almost nothing. Only possible when no
+        # other connection has the file open; otherwise the load simply stays in WAL mode.
+        switched = self._try_journal_mode("delete")
+        try:
+            with self.transaction() as conn:
+                conn.execute("PRAGMA cache_size = -262144")
+                for name in (*migrations.INDEXES, *migrations.FTS_TRIGGERS):
+                    kind = "INDEX" if name in migrations.INDEXES else "TRIGGER"
+                    conn.execute(f"DROP {kind} {name}")
+                insert = _INSERT.replace(" ON CONFLICT DO NOTHING", "")
+                for batch in _batches(records, 10_000):
+                    rows = []
+                    for record in batch:
+                        if record.idempotency_key in keys or record.span_id in spans:
+                            duplicates += 1
+                            continue
+                        keys.add(record.idempotency_key)
+                        spans.add(record.span_id)
+                        rows.append(record_row(record, created))
+                    conn.executemany(insert, rows)
+                    inserted += len(rows)
+                for sql in migrations.INDEXES.values():
+                    conn.execute(sql)
+                conn.execute(
+                    "INSERT INTO task_executions_fts (task_executions_fts) VALUES ('rebuild')"
+                )
+                for sql in migrations.FTS_TRIGGERS.values():
+                    conn.execute(sql)
+                rebuild_error_groups(conn)
+                conn.execute("PRAGMA cache_size = -2000")
+        finally:
+            if switched:
+                self._try_journal_mode("wal")
         self.conn.execute("ANALYZE")
         return BulkResult(inserted, duplicates)
+
+    def _try_journal_mode(self, mode: str) -> bool:
+        try:
+            return bool(self.conn.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0] == mode)
+        except sqlite3.OperationalError:
+            return False
 
     def sweep(self, older_than: float = 3600.0) -> int:
         """Mark ``running`` rows that started more than ``older_than`` seconds ago as abandoned."""

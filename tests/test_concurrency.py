@@ -78,3 +78,32 @@ def test_kill_9_mid_write_leaves_whole_transactions(db_path):
     # And the file is still writable by taskexec afterwards.
     with Store(db_path) as s:
         assert s.count_executions() == count
+
+
+LOAD_EMPTY = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from taskexec import Store
+    from taskexec.demo import generate
+    store = Store(sys.argv[1])
+    print("ready", flush=True)
+    store.append_many(generate(runs=2_000_000, days=30, end=datetime(2026, 1, 1, tzinfo=UTC)))
+    """
+)
+
+
+def test_kill_9_during_bulk_load_into_empty_file_is_all_or_nothing(db_path):
+    proc = subprocess.Popen([sys.executable, "-c", LOAD_EMPTY, str(db_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(2.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    from taskexec import Store
+
+    with Store(db_path) as s:  # reopening rolls back the hot journal
+        assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert s.count_executions() == 0
+        names = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
+        assert {"ux_te_idempotency_key", "te_fts_ai"} <= names  # indexes and triggers are back
+        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
