@@ -1,0 +1,367 @@
+"""MCP tools in process, through the SDK's own Client: every tool, every error, no writes.
+
+Answers are checked against SQL run directly on the demo database, so a wrong filter, order,
+count or outcome fails here. Times are explicit ISO values: the demo ends 2026-11-20T12:00Z.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from taskexec.demo import generate
+from taskexec.mcp_models import COUNT_CAP
+from taskexec.mcp_server import build_server
+from taskexec.model import FAILURE_STATUSES, STATUSES
+from taskexec.store import Store
+
+pytestmark = pytest.mark.anyio
+SINCE = "2026-11-19T12:00:00Z"
+SINCE_CANON = "2026-11-19T12:00:00.000000Z"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def db(demo_db: Path) -> Path:
+    return demo_db
+
+
+def sql(path: Path, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def call(path: Path | str, tool: str, **args: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured content."""
+    with anyio.fail_after(30):
+        async with Client(build_server(str(path)), raise_exceptions=True) as client:
+            result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def error(path: Path | str, tool: str, **args: Any) -> str:
+    """Call a tool that must fail; return the message the client sees."""
+    with anyio.fail_after(30):
+        async with Client(build_server(str(path)), raise_exceptions=True) as client:
+            result = await client.call_tool(tool, args)
+    assert result.is_error
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert "Traceback" not in text and 'File "' not in text
+    return text
+
+
+# -- discovery -----------------------------------------------------------------------------------
+
+
+async def test_tools_are_listed_with_bounds_enums_and_output_schemas(db: Path) -> None:
+    async with Client(build_server(str(db)), raise_exceptions=True) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"tasks_list", "tasks_by_trace", "tasks_last_failed"}
+    for tool in tools.values():
+        assert tool.annotations is not None and tool.annotations.read_only_hint is True
+        assert tool.output_schema is not None
+        assert tool.description and len(tool.description) > 200  # says when to use it
+    props = tools["tasks_list"].input_schema["properties"]
+    assert (props["limit"]["minimum"], props["limit"]["maximum"], props["limit"]["default"]) == (
+        1, 200, 20
+    )  # fmt: skip
+    status_enum = next(s["enum"] for s in props["status"]["anyOf"] if "enum" in s)
+    assert status_enum == list(STATUSES)
+    failed = tools["tasks_last_failed"].input_schema["properties"]["limit"]
+    assert (failed["minimum"], failed["maximum"], failed["default"]) == (1, 100, 10)
+    assert tools["tasks_by_trace"].input_schema["required"] == ["trace_id"]
+
+
+# -- tasks_list ----------------------------------------------------------------------------------
+
+
+async def test_list_filters_orders_and_counts(db: Path) -> None:
+    until = "2026-11-20T06:00:00+02:00"  # 04:00Z
+    out = await call(db, "tasks_list", status="failed", since=SINCE, until=until, limit=5)
+    assert out["window"] == {
+        "since": SINCE_CANON,
+        "until": "2026-11-20T04:00:00.000000Z",
+        "understood_as": f"since {SINCE_CANON} until 2026-11-20T04:00:00.000000Z",
+    }
+    expected = sql(
+        db,
+        "SELECT span_id FROM task_executions WHERE status = 'failed' AND started_at >= ? "
+        "AND started_at < ? ORDER BY started_at DESC, id DESC",
+        SINCE_CANON,
+        "2026-11-20T04:00:00.000000Z",
+    )
+    assert len(expected) > 5
+    assert [e["span_id"] for e in out["executions"]] == [r[0] for r in expected[:5]]
+    assert out["returned"] == 5
+    assert out["total_matching"] == len(expected) and out["total_is_exact"]
+    assert out["truncated"] is True
+    assert all(e["status"] == "failed" and e["error_type"] for e in out["executions"])
+
+
+async def test_list_by_task_returns_everything_when_it_fits(db: Path) -> None:
+    out = await call(db, "tasks_list", task_slug="send_digest", since=SINCE, limit=200)
+    count = sql(
+        db,
+        "SELECT count(*) FROM task_executions WHERE task_slug = 'send_digest' AND started_at >= ?",
+        SINCE_CANON,
+    )[0][0]
+    assert 0 < count < 200
+    assert out["returned"] == out["total_matching"] == count and out["truncated"] is False
+    stamps = [e["started_at"] for e in out["executions"]]
+    assert stamps == sorted(stamps, reverse=True)
+    by_id = await call(db, "tasks_list", task_id="task_021", since=SINCE, limit=200)
+    assert [e["span_id"] for e in by_id["executions"]] == [e["span_id"] for e in out["executions"]]
+
+
+async def test_relative_window_is_reported(db: Path) -> None:
+    before = datetime.now(UTC)
+    out = await call(db, "tasks_list", since="24h")
+    since = datetime.fromisoformat(out["window"]["since"])
+    assert out["window"]["understood_as"] == "last 24h"
+    assert abs(since - (before - timedelta(hours=24))) < timedelta(seconds=30)
+    assert out["returned"] == 0  # the demo data ends before "now"
+    assert "newest execution started at 2026-11-20T" in out["hint"]
+
+
+async def test_unknown_task_gets_a_hint_with_known_ones(db: Path) -> None:
+    out = await call(db, "tasks_list", task_slug="no_such_task")
+    assert out["executions"] == [] and out["total_matching"] == 0
+    assert "'no_such_task'" in out["hint"] and "sync_inbox" in out["hint"]
+
+
+async def test_total_is_capped_on_big_databases(tmp_path: Path) -> None:
+    path = tmp_path / "big.db"
+    end = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    with Store(path) as store:
+        store.append_many(generate(runs=COUNT_CAP + 500, days=3, seed=1, end=end))
+    out = await call(path, "tasks_list", limit=1)
+    assert out["total_matching"] == COUNT_CAP and out["total_is_exact"] is False
+    assert out["truncated"] is True
+
+
+# -- tasks_by_trace ------------------------------------------------------------------------------
+
+
+def retried_trace(db: Path, final: str) -> str:
+    return sql(
+        db,
+        "SELECT trace_id FROM task_executions GROUP BY trace_id HAVING count(*) >= 2 "
+        "AND max(CASE WHEN attempt = (SELECT max(attempt) FROM task_executions t2 "
+        "WHERE t2.trace_id = task_executions.trace_id) THEN status END) = ? "
+        "ORDER BY trace_id LIMIT 1",
+        final,
+    )[0][0]
+
+
+async def test_trace_lists_attempts_with_errors_and_outcome(db: Path) -> None:
+    trace_id = retried_trace(db, "success")
+    out = await call(db, "tasks_by_trace", trace_id=trace_id.upper())  # case is forgiven
+    rows = sql(
+        db,
+        "SELECT attempt, status, span_id, error_type, stack_hash FROM task_executions "
+        "WHERE trace_id = ? ORDER BY attempt",
+        trace_id,
+    )
+    attempts = out["attempts"]
+    assert out["trace_id"] == trace_id
+    assert [(a["attempt"], a["status"], a["span_id"]) for a in attempts] == [r[:3] for r in rows]
+    for prev, nxt in zip(attempts, attempts[1:], strict=False):
+        assert nxt["retry_of"] == prev["span_id"]
+    failed = [a for a in attempts if a["status"] in FAILURE_STATUSES]
+    assert failed and all(a["error_type"] and a["error_message"] for a in failed)
+    assert all("Traceback" in a["stack_trace"] and len(a["stack_hash"]) == 64 for a in failed)
+    assert out["outcome"]["succeeded"] is True and out["outcome"]["recovered"] is True
+    assert out["outcome"]["attempts"] == len(rows)
+    assert out["outcome"]["final_status"] == "success"
+
+
+async def test_trace_that_never_succeeded(db: Path) -> None:
+    trace_id = retried_trace(db, "failed")
+    out = await call(db, "tasks_by_trace", trace_id=trace_id)
+    assert out["outcome"]["succeeded"] is False and out["outcome"]["final_status"] == "failed"
+    assert out["outcome"]["recovered"] is False and out["outcome"]["attempts"] >= 2
+
+
+# -- tasks_last_failed ---------------------------------------------------------------------------
+
+
+async def test_last_failed_is_one_entry_per_run_with_group_and_outcome(db: Path) -> None:
+    out = await call(db, "tasks_last_failed", since=SINCE, limit=100)
+    failures = out["failures"]
+    assert out["window"]["since"] == SINCE_CANON and failures
+    assert out["returned"] == len(failures) and out["truncated"] is False
+    traces = [f["trace_id"] for f in failures]
+    assert len(set(traces)) == len(traces)
+    expected = sql(
+        db,
+        f"SELECT trace_id, max(started_at) FROM task_executions WHERE status IN "
+        f"({', '.join(repr(s) for s in FAILURE_STATUSES)}) AND started_at >= ? "
+        "GROUP BY trace_id ORDER BY 2 DESC",
+        SINCE_CANON,
+    )
+    assert [(f["trace_id"], f["started_at"]) for f in failures] == expected
+    for f in failures:
+        assert f["status"] in FAILURE_STATUSES
+        attempts = sql(
+            db, "SELECT status FROM task_executions WHERE trace_id = ? ORDER BY attempt",
+            f["trace_id"],
+        )  # fmt: skip
+        assert f["run"]["final_status"] == attempts[-1][0]
+        assert f["run"]["attempts"] == len(attempts)
+        assert f["failed_attempts"] == sum(s in FAILURE_STATUSES for (s,) in attempts)
+        group = f["error_group"]
+        if group:
+            n, first = sql(
+                db, "SELECT count(*), min(started_at) FROM task_executions WHERE stack_hash = ?",
+                group["stack_hash"],
+            )[0]  # fmt: skip
+            assert (group["occurrences"], group["first_seen"]) == (n, first)
+            age = datetime.fromisoformat(f["started_at"]) - datetime.fromisoformat(first)
+            assert group["is_new"] == (age < timedelta(hours=24))
+            assert f["culprit"] and ".py:" in f["culprit"]
+    groups = [f["error_group"] for f in failures if f["error_group"]]
+    assert any(g["is_new"] for g in groups) and any(not g["is_new"] for g in groups)
+    assert any(f["run"]["recovered"] for f in failures)
+    assert any(not f["run"]["succeeded"] for f in failures)
+    listed = sum(e["runs_listed"] for e in out["distinct_errors"])
+    assert listed == len(groups)
+    assert out["distinct_errors"][0]["is_new"] is True  # new errors lead
+    assert f"{len(failures)} failed run(s)" in out["summary"] and "NEW" in out["summary"]
+
+
+async def test_last_failed_limit_and_task_filter(db: Path) -> None:
+    out = await call(db, "tasks_last_failed", since=SINCE, limit=3, task_slug="sync_inbox")
+    assert out["returned"] == 3 and out["truncated"] is True
+    assert all(f["task_slug"] == "sync_inbox" for f in out["failures"])
+
+
+async def test_last_failed_with_nothing_to_report(db: Path) -> None:
+    out = await call(db, "tasks_last_failed", since="2030-01-01T00:00:00Z")
+    assert out["failures"] == [] and out["returned"] == 0
+    assert out["distinct_errors"] == [] and out["truncated"] is False
+    assert "newest execution started at" in out["hint"]
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "trace_id", ["xyz", "0" * 32, "g" * 32, "a" * 31, "a" * 33, "00-" + "a" * 32 + "-01"]
+)
+async def test_malformed_trace_id(db: Path, trace_id: str) -> None:
+    message = await error(db, "tasks_by_trace", trace_id=trace_id)
+    assert "32 hex characters" in message and "tasks_list" in message
+
+
+async def test_unknown_trace_id(db: Path) -> None:
+    message = await error(db, "tasks_by_trace", trace_id="ab" * 16)
+    assert "no execution has trace_id" in message
+
+
+async def test_unknown_status(db: Path) -> None:
+    message = await error(db, "tasks_list", status="crashed")
+    assert "status" in message and "'failed'" in message and "'abandoned'" in message
+
+
+@pytest.mark.parametrize(
+    ("tool", "limit", "bound"),
+    [
+        ("tasks_list", 0, "greater than or equal to 1"),
+        ("tasks_list", 201, "less than or equal to 200"),
+        ("tasks_last_failed", 0, "greater than or equal to 1"),
+        ("tasks_last_failed", 101, "less than or equal to 100"),
+    ],
+)
+async def test_limit_out_of_range(db: Path, tool: str, limit: int, bound: str) -> None:
+    message = await error(db, tool, limit=limit)
+    assert "limit" in message and bound in message
+
+
+@pytest.mark.parametrize(
+    ("since", "fix"),
+    [
+        ("2026-11-19T12:00:00", "has no time zone; add Z"),
+        ("2026-11-19", "2026-11-19T00:00:00Z"),
+        ("yesterday", "nor a relative window (e.g. 24h, 7d"),
+        ("24", "neither an ISO-8601 timestamp"),
+        ("100000000w", "reaches before year 1"),
+    ],
+)
+async def test_bad_since(db: Path, since: str, fix: str) -> None:
+    for tool in ("tasks_list", "tasks_last_failed"):
+        message = await error(db, tool, since=since)
+        assert "since" in message and fix in message
+
+
+async def test_until_before_since(db: Path) -> None:
+    message = await error(
+        db, "tasks_list", since="2026-11-20T00:00:00Z", until="2026-11-19T00:00:00Z"
+    )
+    assert "swap" in message
+
+
+async def test_missing_and_foreign_databases(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    for tool, args in (("tasks_list", {}), ("tasks_last_failed", {}),
+                       ("tasks_by_trace", {"trace_id": "ab" * 16})):  # fmt: skip
+        message = await error(missing, tool, **args)
+        assert "no database at" in message and "taskexec demo" in message
+    assert not missing.exists()  # reading never creates the file
+    foreign = tmp_path / "other.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.close()
+    assert "not a taskexec database" in await error(foreign, "tasks_list")
+
+
+# -- read-only -----------------------------------------------------------------------------------
+
+
+async def test_no_tool_writes_whatever_the_arguments(db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "copy.db"
+    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    target = sqlite3.connect(path)
+    source.backup(target)  # a consistent copy, whatever is still in the WAL
+    source.close()
+    target.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    hostile = "x'; DROP TABLE task_executions; --"
+    trace_id = sql(path, "SELECT trace_id FROM task_executions LIMIT 1")[0][0]
+    await call(path, "tasks_list", task_slug=hostile, task_id=hostile, limit=200)
+    await call(path, "tasks_list", status="failed", since="7d", until="1h")
+    await call(path, "tasks_by_trace", trace_id=trace_id)
+    await call(path, "tasks_last_failed", task_slug=hostile, limit=100)
+    await call(path, "tasks_last_failed", since=SINCE, limit=100)
+    await error(path, "tasks_by_trace", trace_id=hostile)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sql(path, "SELECT count(*) FROM task_executions")[0][0] > 0
+    with (
+        Store.open_readonly(path) as store,
+        pytest.raises(sqlite3.OperationalError, match="readonly"),
+    ):
+        store.conn.execute("DELETE FROM task_executions")
+
+
+def test_datasette_plugin_loads_without_the_mcp_extra() -> None:
+    """Datasette imports every plugin at startup: ours must not need mcp or pydantic for that."""
+    code = (
+        "import sys; sys.modules['mcp'] = sys.modules['pydantic'] = None; "
+        "import taskexec.datasette_mcp as m; assert callable(m.register_mcp_tools)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
