@@ -8,6 +8,7 @@ sync and async, composable wait strategies) instead of a hand-rolled loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import logging
@@ -29,6 +30,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from . import otel_live
 from .errors import InvalidRecord
 from .model import TaskExecution, new_span_id, new_trace_id, utcnow
 from .stackhash import format_stack, qualified_type, stack_hash_from_exception
@@ -62,6 +64,7 @@ class Run:
         self.content: str | None = None
         self.status: str = "running"
         self._t0 = time.perf_counter()
+        self._live: otel_live.LiveSpan | None = None  # the OpenTelemetry span, when tracing
 
     @property
     def span_id(self) -> str:
@@ -100,14 +103,26 @@ class Run:
 class _Tracking:
     """Context manager (sync and async) that writes the running row and then the outcome."""
 
-    def __init__(self, recorder: Recorder, fields: dict[str, Any]) -> None:
-        self._recorder, self._fields = recorder, fields
+    def __init__(self, recorder: Recorder, fields: dict[str, Any], trace_given: bool) -> None:
+        self._recorder, self._fields, self._trace_given = recorder, fields, trace_given
         self.span_id: str = fields["span_id"]
+        self.trace_id: str = fields["trace_id"]
         self._run: Run | None = None
 
     def __enter__(self) -> Run:
         record = TaskExecution(started_at=utcnow(), pid=os.getpid(), **self._fields)
-        self._run = self._recorder._begin(record)
+        live = otel_live.start(record, self._trace_given)  # None unless OpenTelemetry is set up
+        if live is not None:  # the span chose the ids; the row takes them
+            record = dataclasses.replace(record, trace_id=live.trace_id, span_id=live.span_id,
+                                         parent_span_id=live.parent_span_id)  # fmt: skip
+            self.span_id, self.trace_id = live.span_id, live.trace_id
+        try:
+            self._run = self._recorder._begin(record)
+        except BaseException:
+            if live is not None:
+                live.discard()
+            raise
+        self._run._live = live
         return self._run
 
     def __exit__(
@@ -187,7 +202,7 @@ class Recorder:
             "content": content,
             "attributes": dict(attributes or {}),
         }
-        return _Tracking(self, fields)
+        return _Tracking(self, fields, trace_given=trace_id is not None)
 
     def _begin(self, record: TaskExecution) -> Run:
         run = Run(record)
@@ -212,6 +227,11 @@ class Recorder:
                 "stack_trace": format_stack(exc),
                 "stack_hash": stack_hash_from_exception(exc),
             }
+        if run._live is not None:
+            try:
+                run._live.end(run, duration_ms, error)
+            except Exception:  # tracing must never break the task or its row
+                log.exception("taskexec: could not end the OpenTelemetry span of %s", run.span_id)
         try:
             self.store.finish(
                 run.span_id,
@@ -300,20 +320,23 @@ class _Chain:
     """The attempts of one logical run: shared trace id, counting attempts, linking retry_of."""
 
     def __init__(self, recorder: Recorder, task_slug: str, kwargs: dict[str, Any]) -> None:
-        self.recorder, self.task_slug, self.kwargs = recorder, task_slug, kwargs
-        self.trace_id = kwargs.pop("trace_id", None) or new_trace_id()
+        self.recorder, self.task_slug, self.kwargs = recorder, task_slug, dict(kwargs)
+        self.trace_id: str | None = self.kwargs.pop("trace_id", None)
         self.attempt = 0
-        self.previous: str | None = None
+        self.previous: _Tracking | None = None
         self.result: Any = None
 
     def next(self) -> _Tracking:
+        # The previous attempt's ids are read only now: an OpenTelemetry span may have chosen
+        # them when that attempt started. Every attempt stays in the first attempt's trace.
         self.attempt += 1
+        previous = self.previous
         tracking = self.recorder.track(
             self.task_slug,
-            trace_id=self.trace_id,
+            trace_id=self.trace_id or (previous.trace_id if previous else None),
             attempt=self.attempt,
-            retry_of=self.previous,
+            retry_of=previous.span_id if previous else None,
             **self.kwargs,
         )
-        self.previous = tracking.span_id
+        self.previous = tracking
         return tracking

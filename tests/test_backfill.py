@@ -1,0 +1,450 @@
+"""Backfill: every accepted shape and alias from real files, malformed files reported by path,
+idempotent re-runs, a dry run that writes nothing, and the live key shared with the Recorder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taskexec.backfill import Report, backfill, find_files, parse_time, records_from_bytes
+from taskexec.cli import cli
+from taskexec.errors import InvalidRecord
+from taskexec.model import idempotency_key
+from taskexec.recorder import Recorder
+
+T0 = "2025-11-05T06:00:00Z"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def summary(result) -> dict[str, int]:
+    """The command's summary lines ("label:   1,234  note") as {label: number}."""
+    out = {}
+    for line in result.stdout.splitlines():
+        if m := re.match(r"^([a-z][a-z \-]+):\s+([\d,]+)", line):
+            out[m.group(1)] = int(m.group(2).replace(",", ""))
+    return out
+
+
+def write(path: Path, content: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_text(json.dumps(content), encoding="utf-8")
+    return path
+
+
+def rows(db: Path, where: str = "1") -> list[dict]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    return [
+        dict(r) for r in conn.execute(f"SELECT * FROM task_executions WHERE {where} ORDER BY id")
+    ]
+
+
+def one(obj: dict) -> dict:
+    """Parse one object the way a file would be parsed; return the record's fields."""
+    report = Report()
+    records = records_from_bytes(json.dumps(obj).encode(), "x.json", report)
+    assert report.ok, report.problems
+    (record,) = records
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+# -- shapes ----------------------------------------------------------------------------------
+
+
+def test_object_list_and_json_lines_files(tmp_path):
+    res = tmp_path / "results"
+    write(res / "daily_reflection_2025-11-05T06-00-00.json",
+          {"task_id": "daily_reflection", "started_at": T0, "success": True})  # fmt: skip
+    write(res / "batch.json", [{"name": "a", "timestamp": T0}, {"name": "b", "timestamp": T0}])
+    write(
+        res / "deep" / "log.jsonl",
+        '{"name": "c", "timestamp": "2025-11-05T07:00:00Z"}\n\n{"name": "d", "timestamp": 1}\n',
+    )
+    # JSON Lines in a .json file is recognised too (the whole-document parse sees "extra data").
+    write(res / "lines.json", '{"name": "e", "timestamp": 5}\n{"name": "f", "timestamp": 6}\n')
+    write(res / "notes.txt", "not a result file")
+    db = tmp_path / "t.db"
+    result = run("backfill", res, "--db", db)
+    assert result.exit_code == 0, result.output
+    slugs = sorted(r["task_slug"] for r in rows(db))
+    assert slugs == ["a", "b", "c", "d", "daily_reflection", "e", "f"]
+    assert {r["provenance"] for r in rows(db)} == {"backfill"}
+    assert summary(result)["files scanned"] == 4
+    assert summary(result)["records found"] == 7
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (
+            {"task_id": "t1", "task_slug": "s", "started_at": T0},
+            {"task_id": "t1", "task_slug": "s"},
+        ),
+        ({"id": "t2", "task_name": "n", "start_time": T0}, {"task_id": "t2", "task_slug": "n"}),
+        ({"id": 42, "name": "n", "timestamp": T0}, {"task_id": "42", "task_slug": "n"}),
+        ({"id": "only-id", "timestamp": T0}, {"task_id": "only-id", "task_slug": "only-id"}),
+        (
+            {"name": "only-name", "timestamp": T0},
+            {"task_id": "only-name", "task_slug": "only-name"},
+        ),
+        (
+            {"name": "s", "timestamp": T0, "ended_at": "2025-11-05T06:00:02Z"},
+            {"duration_ms": 2000.0},
+        ),
+        (
+            {"name": "s", "timestamp": T0, "completed_at": "2025-11-05T06:00:01.5Z"},
+            {"duration_ms": 1500.0},
+        ),
+        (
+            {"name": "s", "timestamp": T0, "duration_ms": 250},
+            {"duration_ms": 250.0, "ended_at": datetime(2025, 11, 5, 6, 0, 0, 250000, tzinfo=UTC)},
+        ),
+        ({"name": "s", "timestamp": T0, "duration_s": 1.25}, {"duration_ms": 1250.0}),
+        (
+            {"name": "s", "ended_at": "2025-11-05T06:00:10Z", "duration_s": 10},
+            {"started_at": datetime(2025, 11, 5, 6, 0, tzinfo=UTC)},
+        ),
+        ({"name": "s", "timestamp": T0, "success": True}, {"status": "success"}),
+        ({"name": "s", "timestamp": T0, "success": False}, {"status": "failed"}),
+        ({"name": "s", "timestamp": T0, "status": "Timed_Out"}, {"status": "timeout"}),
+        ({"name": "s", "timestamp": T0, "status": "canceled"}, {"status": "cancelled"}),
+        ({"name": "s", "timestamp": T0, "status": "ok", "success": False}, {"status": "success"}),
+        (
+            {"name": "s", "timestamp": T0, "error": "boom"},
+            {"status": "failed", "error_message": "boom", "error_type": None},
+        ),
+        (
+            {
+                "name": "s",
+                "timestamp": T0,
+                "success": False,
+                "error": {
+                    "type": "KeyError",
+                    "message": "k",
+                    "traceback": "Traceback...\nKeyError: k",
+                },
+            },
+            {
+                "error_type": "KeyError",
+                "error_message": "k",
+                "stack_trace": "Traceback...\nKeyError: k",
+            },
+        ),
+        ({"name": "s", "timestamp": T0, "error": None}, {"status": "success"}),
+        (
+            {
+                "name": "s",
+                "timestamp": T0,
+                "memories_retrieved": 7,
+                "files_written": ["a.md", "b.md"],
+                "attempt": 2,
+                "retrieval_sources": ["notes"],
+            },
+            {
+                "memories_retrieved": 7,
+                "files_written": ("a.md", "b.md"),
+                "attempt": 2,
+                "retrieval_sources": ("notes",),
+            },
+        ),
+        (
+            {
+                "name": "s",
+                "timestamp": T0,
+                "summary": "did things",
+                "model": "m1",
+                "attributes": {"k": 1},
+            },
+            {"content": "did things", "attributes": {"model": "m1", "k": 1}},
+        ),
+    ],
+)
+def test_field_aliases(obj, expected):
+    record = one(obj)
+    for name, value in expected.items():
+        assert record[name] == value, name
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-11-05T06:00:00Z", datetime(2025, 11, 5, 6, tzinfo=UTC)),
+        ("2025-11-05T06:00:00z", datetime(2025, 11, 5, 6, tzinfo=UTC)),
+        ("2025-11-05T08:00:00.5+02:00", datetime(2025, 11, 5, 6, 0, 0, 500000, tzinfo=UTC)),
+        ("2025-11-05T01:00:00-0500", datetime(2025, 11, 5, 6, tzinfo=UTC)),
+        (1762322400, datetime(2025, 11, 5, 6, tzinfo=UTC)),
+        (1762322400.25, datetime(2025, 11, 5, 6, 0, 0, 250000, tzinfo=UTC)),
+        (1762322400123, datetime(2025, 11, 5, 6, 0, 0, 123000, tzinfo=UTC)),
+        ("1762322400", datetime(2025, 11, 5, 6, tzinfo=UTC)),
+        ("1762322400123", datetime(2025, 11, 5, 6, 0, 0, 123000, tzinfo=UTC)),
+        (1762322400123456789, datetime(2025, 11, 5, 6, 0, 0, 123456, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_with_zone_or_epoch(value, expected):
+    assert parse_time(value, "started_at") == expected
+
+
+def test_zoneless_timestamp_is_utc_and_counted(tmp_path):
+    res = tmp_path / "r"
+    write(res / "a.json", {"name": "a", "started_at": "2025-11-05 06:00:00",
+                           "ended_at": "2025-11-05T06:00:01"})  # fmt: skip
+    db = tmp_path / "t.db"
+    result = run("backfill", res, "--db", db)
+    assert result.exit_code == 0
+    assert rows(db)[0]["started_at"] == "2025-11-05T06:00:00.000000Z"
+    assert summary(result)["zone-less times"] == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(1974, 1, 1), max_value=datetime(2200, 1, 1),
+                    timezones=st.just(UTC)))  # fmt: skip
+def test_epoch_and_iso_forms_agree(when):
+    # Epoch units are told apart by magnitude, which is unambiguous from March 1973 on.
+    when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+    ms = (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    assert parse_time(ms, "t") == parse_time(when.isoformat(), "t") == when
+    assert parse_time(str(ms), "t") == when
+
+
+def test_bad_timestamps_name_the_field():
+    for value in ("yesterday", True, None, [1], float("nan")):
+        with pytest.raises(InvalidRecord) as info:
+            parse_time(value, "start_time")
+        assert info.value.field == "start_time"
+
+
+# -- malformed input -------------------------------------------------------------------------
+
+
+def test_malformed_files_are_reported_and_good_files_imported(tmp_path):
+    res = tmp_path / "r"
+    good = [write(res / f"good_{i}.json", {"name": f"g{i}", "timestamp": T0}) for i in range(3)]
+    write(res / "bad_json.json", '{"name": "x", "timestamp": ')
+    write(res / "wrong_types.json", {"name": "x", "timestamp": T0, "memories_retrieved": "many"})
+    write(res / "latin1.json", '{"name": "café", "timestamp": 1}'.encode("latin-1"))
+    write(res / "empty.json", b"")
+    write(res / "scalar.json", "42")
+    write(res / "empty_list.json", "[]")
+    big = res / "huge.json"
+    with open(big, "wb") as handle:  # sparse: 100 MB on paper, a few bytes on disk
+        handle.write(b'[{"name": "x", "timestamp": 1}, ')
+        handle.truncate(100 * 1024 * 1024)
+    db = tmp_path / "t.db"
+    result = run("backfill", res, "--db", db)
+    assert result.exit_code == 1
+    errors = result.stderr
+    expect = {
+        "bad_json.json": "invalid JSON at line 1",
+        "wrong_types.json": "memories_retrieved",
+        "latin1.json": "not UTF-8",
+        "empty.json": "empty file",
+        "scalar.json": "expected an object or a list of objects",
+        "empty_list.json": "no records",
+        "huge.json": "over the 52,428,800-byte limit",
+    }
+    for name, reason in expect.items():
+        line = next((ln for ln in errors.splitlines() if name in ln), None)
+        assert line is not None, f"{name} not reported:\n{errors}"
+        assert str(res / name) in line and reason in line, line
+    assert sorted(r["task_slug"] for r in rows(db)) == ["g0", "g1", "g2"]
+    assert len(good) == 3
+    assert summary(result)["skipped files"] == 7
+
+
+def test_bad_records_are_skipped_and_the_rest_of_the_file_imported(tmp_path):
+    res = tmp_path / "r"
+    write(res / "list.json", [
+        {"name": "ok1", "timestamp": T0},
+        {"name": "bad", "timestamp": T0, "attempt": 0},
+        "not an object",
+        {"name": "ok2", "timestamp": T0, "status": "exploded"},
+        {"timestamp": T0},
+        {"name": "ok3", "timestamp": T0, "success": "yes"},
+        {"name": "ok4", "timestamp": T0},
+    ])  # fmt: skip
+    write(
+        res / "l.jsonl",
+        '{"name": "l1", "timestamp": 1}\n{oops}\n{"name": "l2", "timestamp": "x"}\n',
+    )
+    db = tmp_path / "t.db"
+    result = run("backfill", res, "--db", db)
+    assert result.exit_code == 1
+    errors = result.stderr
+    list_path = str(res / "list.json")
+    assert f"{list_path}: record 2: attempt: must be an integer >= 1" in errors
+    assert f"{list_path}: record 3: expected an object, got a string" in errors
+    assert f"{list_path}: record 4: status: unknown status 'exploded'" in errors
+    assert f"{list_path}: record 5: task_slug: missing" in errors
+    assert f"{list_path}: record 6: success: expected true or false" in errors
+    assert f"{res / 'l.jsonl'}: line 2: invalid JSON" in errors
+    assert f"{res / 'l.jsonl'}: line 3: timestamp: not an ISO-8601 timestamp" in errors
+    assert sorted(r["task_slug"] for r in rows(db)) == ["l1", "ok1", "ok4"]
+    assert summary(result)["skipped records"] == 7
+    assert summary(result)["skipped files"] == 0
+
+
+def test_size_limit_is_configurable(tmp_path):
+    res = tmp_path / "r"
+    write(res / "a.json", {"name": "a", "timestamp": T0, "pad": "x" * 2_000_000})
+    result = run("backfill", res, "--db", tmp_path / "t.db", "--max-mb", 1)
+    assert result.exit_code == 1 and "over the 1,048,576-byte limit" in result.stderr
+    assert run("backfill", res, "--db", tmp_path / "t.db", "--max-mb", 3).exit_code == 0
+
+
+def test_missing_directory_is_a_clean_error(tmp_path):
+    result = run("backfill", tmp_path / "nope", "--db", tmp_path / "t.db")
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+# -- idempotency, dry run, filters -----------------------------------------------------------
+
+
+def _results(res: Path, n: int = 20) -> None:
+    for i in range(n):
+        write(res / f"r{i:03}.json", {
+            "task_id": f"task-{i % 3}", "started_at": f"2025-11-05T06:{i:02}:00Z",
+            "success": i % 4 != 0,
+            "error": None if i % 4 else {"type": "RuntimeError", "message": f"failure #{i}"},
+        })  # fmt: skip
+
+
+def test_rerun_inserts_nothing(tmp_path):
+    res, db = tmp_path / "r", tmp_path / "t.db"
+    _results(res)
+    first = run("backfill", res, "--db", db)
+    assert summary(first)["inserted"] == 20
+    before = rows(db)
+    again = run("backfill", res, "--db", db)
+    assert again.exit_code == 0
+    assert summary(again)["inserted"] == 0
+    assert summary(again)["duplicates"] == 20
+    assert rows(db) == before
+    groups = sqlite3.connect(db).execute("SELECT count(*), sum(occurrences) FROM error_groups")
+    assert groups.fetchone() == (1, 5)  # the digits differ: one group of five
+
+
+def test_ids_are_derived_so_reruns_are_identical(tmp_path):
+    res = tmp_path / "r"
+    _results(res, 3)
+    backfill(res, tmp_path / "a.db")
+    backfill(res, tmp_path / "b.db")
+    q = "SELECT span_id, trace_id, idempotency_key FROM task_executions ORDER BY span_id"
+    assert (
+        sqlite3.connect(tmp_path / "a.db").execute(q).fetchall()
+        == sqlite3.connect(tmp_path / "b.db").execute(q).fetchall()
+    )
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    res, db = tmp_path / "r", tmp_path / "t.db"
+    _results(res, 10)
+    run("backfill", res, "--db", db)
+    _results(res, 15)  # 5 new files
+    write(res / "broken.json", "{")
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    result = run("backfill", res, "--db", db, "--dry-run")
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    wal = tmp_path / "t.db-wal"  # SQLite's read protocol may create it; nothing is written to it
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert "nothing was written" in result.stdout
+    assert summary(result)["would insert"] == 5
+    assert summary(result)["duplicates"] == 10
+    assert result.exit_code == 1 and "broken.json" in result.stderr
+    assert len(rows(db)) == 10
+
+
+def test_dry_run_does_not_create_the_database(tmp_path):
+    res = tmp_path / "r"
+    _results(res, 4)
+    write(res / "dup.json", {"task_id": "task-0", "started_at": "2025-11-05T06:00:00Z"})
+    result = run("backfill", res, "--db", tmp_path / "new.db", "--dry-run")
+    assert result.exit_code == 0
+    assert not (tmp_path / "new.db").exists()
+    assert summary(result)["would insert"] == 4
+    assert summary(result)["duplicates"] == 1
+
+
+def test_since_and_glob(tmp_path):
+    res, db = tmp_path / "r", tmp_path / "t.db"
+    _results(res, 10)
+    write(res / "other.txt", json.dumps({"name": "txt", "timestamp": T0}))
+    result = run("backfill", res, "--db", db, "--since", "2025-11-05T06:05:00Z")
+    assert result.exit_code == 0
+    assert len(rows(db)) == 5 and summary(result)["before --since"] == 5
+    result = run("backfill", res, "--db", db, "--glob", "*.txt")
+    assert [r["task_slug"] for r in rows(db, "task_slug = 'txt'")] == ["txt"]
+    assert find_files(res, ["r00[0-2].json"]) == [str(res / f"r00{i}.json") for i in range(3)]
+
+
+# -- the live key ----------------------------------------------------------------------------
+
+
+def test_backfill_of_a_live_run_with_scheduled_at_adds_no_row(tmp_path):
+    db = tmp_path / "t.db"
+    scheduled = datetime(2025, 11, 5, 6, 0, tzinfo=UTC)
+    with (
+        Recorder(db, background_checkpoint=False) as rec,
+        rec.track("daily_reflection", scheduled_at=scheduled) as live,
+    ):
+        live.retrieved(3)
+    res = tmp_path / "r"
+    write(res / "daily_reflection_2025-11-05T06-00-00.json", {
+        "task_id": "daily_reflection", "scheduled_at": "2025-11-05T06:00:00Z",
+        "started_at": "2025-11-05T06:00:00.731Z", "success": True, "memories_retrieved": 3,
+    })  # fmt: skip
+    result = run("backfill", res, "--db", db)
+    assert result.exit_code == 0
+    assert summary(result)["duplicates"] == 1
+    (row,) = rows(db)
+    assert row["provenance"] == "live" and row["span_id"] == live.span_id
+    assert row["idempotency_key"] == idempotency_key("daily_reflection", scheduled, 1)
+
+
+def test_key_uses_started_at_without_a_schedule():
+    record = one({"task_id": "t", "started_at": "2025-11-05T08:00:00+02:00", "attempt": 3})
+    assert record["idempotency_key"] == idempotency_key(
+        "t", datetime(2025, 11, 5, 6, tzinfo=UTC), 3
+    )
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_KEYS = ["task_id", "id", "started_at", "ended_at", "scheduled_at", "status",
+         "success", "error", "duration_ms", "duration_s", "attempt", "memories_retrieved",
+         "files_written", "trace_id", "span_id", "attributes", "content", "pid"]  # fmt: skip
+_TIMES = st.one_of(st.integers(), st.floats(), st.text(max_size=30), st.just(T0))
+_RECORD = st.fixed_dictionaries(
+    {"name": st.text(min_size=1, max_size=8), "timestamp": _TIMES},
+    optional={key: _JSON | _TIMES for key in _KEYS},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_RECORD, max_size=4) | _RECORD)
+def test_any_json_is_imported_or_reported_never_raises(doc):
+    report = Report()
+    records = records_from_bytes(json.dumps(doc).encode(), "f.json", report)
+    assert report.records_found == len(records) + report.records_skipped
+    assert all(p.path == "f.json" and p.reason for p in report.problems)
