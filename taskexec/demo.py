@@ -115,7 +115,9 @@ def _message(rng: random.Random, template: str) -> str:
         n=_randint(rng, 1, 120),
         field=rng.choice(_FIELDS),
         email=f"user{_randint(rng, 1, 999)}@example.com",
-        uuid=f"{rng.getrandbits(128):032x}"[:8] + "-1234-4abc-8def-" + f"{rng.getrandbits(48):012x}",
+        uuid=f"{rng.getrandbits(128):032x}"[:8]
+        + "-1234-4abc-8def-"
+        + f"{rng.getrandbits(48):012x}",
     )
 
 
@@ -137,7 +139,8 @@ def generate(
     # Bugs each task can hit, by how far into the period we are (recent bugs join late).
     phases = sorted({b.introduced for b in bugs})
     candidates = {
-        (t.slug, phase): [b for b in bugs if t.slug in b.slugs and b.introduced <= phase] or bugs[:1]
+        (t.slug, phase): [b for b in bugs if t.slug in b.slugs and b.introduced <= phase]
+        or bugs[:1]
         for t in TASKS
         for phase in phases
     }
@@ -203,7 +206,9 @@ def _record(
     files = (task.writes.format(day=day, n=n),) if task.writes and status == "success" else ()
     if status == "success":
         summary = f"{task.slug} finished: " + (
-            f"used {memories} memories from {', '.join(sources or ())}" if memories else "no retrieval"
+            f"used {memories} memories from {', '.join(sources or ())}"
+            if memories
+            else "no retrieval"
         )
     else:
         summary = f"{task.slug} attempt {attempt} ended {status}"
@@ -228,5 +233,5 @@ def _record(
         host=host,
         pid=1000 + n,
         content=summary,
-        attributes={"queue": "default" if task.median_ms < 5000 else "slow", "worker": host},
+        attributes={"queue": "default" if task.median_ms < 5000 else "slow"},
     )

@@ -30,19 +30,20 @@ INDEXES: dict[str, str] = {
     "ux_te_idempotency_key": (
         "CREATE UNIQUE INDEX ux_te_idempotency_key ON task_executions (idempotency_key)"
     ),
+    # status rides along so "task X with status Y, newest first" never touches the table.
     "ix_te_task_id_started": (
-        "CREATE INDEX ix_te_task_id_started ON task_executions (task_id, started_at DESC)"
+        "CREATE INDEX ix_te_task_id_started ON task_executions (task_id, started_at DESC, status)"
     ),
     "ix_te_task_slug_started": (
-        "CREATE INDEX ix_te_task_slug_started ON task_executions (task_slug, started_at DESC)"
+        "CREATE INDEX ix_te_task_slug_started ON task_executions "
+        "(task_slug, started_at DESC, status)"
     ),
     "ix_te_trace_id": "CREATE INDEX ix_te_trace_id ON task_executions (trace_id)",
     "ix_te_status_started": (
         "CREATE INDEX ix_te_status_started ON task_executions (status, started_at DESC)"
     ),
     "ix_te_stack_hash": (
-        "CREATE INDEX ix_te_stack_hash ON task_executions (stack_hash) "
-        "WHERE stack_hash IS NOT NULL"
+        "CREATE INDEX ix_te_stack_hash ON task_executions (stack_hash) WHERE stack_hash IS NOT NULL"
     ),
     # "latest failures" reads this partial index in order and stops after LIMIT rows.
     "ix_te_failures_started": (

@@ -281,11 +281,10 @@ class Store:
         """Insert one record; an existing idempotency key (or span id) is a reported no-op."""
         row = record_row(record, format_ts(utcnow()))
         with self.transaction() as conn:
-            before = _max_id(conn)
             if conn.execute(_INSERT, row).rowcount == 0:
                 return "duplicate"
-            if row[12] is not None:  # stack_hash
-                _touch_groups(conn, conn.execute(_ERROR_ROWS, (before,)).fetchall())
+            if row[12] is not None:  # stack_hash, started_at, span_id, error_type, error_message
+                _touch_groups(conn, [(row[12], row[14], row[0], row[9], row[10])])
         return "inserted"
 
     def start(self, record: TaskExecution) -> AppendOutcome:
@@ -371,9 +370,19 @@ class Store:
         created = format_ts(utcnow())
         rows = [record_row(r, created) for r in records]
         rows.sort(key=lambda r: r[5])  # by key: index inserts land in order
+        bulk_fts = len(rows) >= 200
         with self.transaction() as conn:
             before = _max_id(conn)
+            if bulk_fts:  # one INSERT ... SELECT into FTS beats a trigger per row (about 2x)
+                conn.execute("DROP TRIGGER te_fts_ai")
             conn.executemany(_INSERT, rows)
+            if bulk_fts:
+                conn.execute(
+                    "INSERT INTO task_executions_fts (rowid, content, error_message) "
+                    "SELECT id, content, error_message FROM task_executions WHERE id > ?",
+                    (before,),
+                )
+                conn.execute(migrations.FTS_TRIGGERS["te_fts_ai"])
             inserted = conn.execute(
                 "SELECT count(*) FROM task_executions WHERE id > ?", (before,)
             ).fetchone()[0]
@@ -464,7 +473,9 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         """Store a small setting in ``taskexec_meta`` (e.g. the demo's time anchor)."""
         with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO taskexec_meta (key, value) VALUES (?, ?)", (key, value))
+            conn.execute(
+                "INSERT OR REPLACE INTO taskexec_meta (key, value) VALUES (?, ?)", (key, value)
+            )
 
     def get_meta(self, key: str) -> str | None:
         """Read a value written by set_meta."""
@@ -540,7 +551,9 @@ class Store:
         )
         return [decode_row(r) for r in self.query(sql, params)]
 
-    def error_groups(self, *, limit: int = 50, since: datetime | None = None) -> list[dict[str, Any]]:
+    def error_groups(
+        self, *, limit: int = 50, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
         """Error groups, most recently seen first (optionally only those seen since a time)."""
         params: dict[str, Any] = {"limit": _check_limit(limit)}
         where = ""

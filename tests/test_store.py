@@ -33,7 +33,9 @@ def failing(i: int, error_type="KeyError", message="'title'", func="load_notes",
         "    x = d['title']\n"
         f"{error_type}: {message}\n"
     )
-    return rec(i, status="failed", error_type=error_type, error_message=message, stack_trace=stack, **kw)
+    return rec(
+        i, status="failed", error_type=error_type, error_message=message, stack_trace=stack, **kw
+    )
 
 
 def test_schema_indexes_and_fts(store):
@@ -64,7 +66,9 @@ def test_append_is_idempotent(store):
     assert store.count_executions() == 1
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.integers(0, 40), min_size=1, max_size=60))
 def test_append_many_idempotent_property(tmp_path_factory, minutes):
     path = tmp_path_factory.mktemp("idem") / "t.db"
@@ -104,7 +108,9 @@ def test_error_groups_and_first_seen(store):
 
 
 def test_bulk_load_groups_match_incremental(tmp_path):
-    records = [failing(i, message=f"'k{i % 3}'") for i in range(30)] + [rec(100 + i) for i in range(30)]
+    records = [failing(i, message=f"'k{i % 3}'") for i in range(30)] + [
+        rec(100 + i) for i in range(30)
+    ]
     with Store(tmp_path / "bulk.db") as a, Store(tmp_path / "inc.db") as b:
         a.append_many(records)  # empty table: the load path
         for r in records:
@@ -112,7 +118,9 @@ def test_bulk_load_groups_match_incremental(tmp_path):
         ga = sorted((g["stack_hash"], g["occurrences"], g["first_seen"]) for g in a.error_groups())
         gb = sorted((g["stack_hash"], g["occurrences"], g["first_seen"]) for g in b.error_groups())
         assert ga == gb
-        assert a.conn.execute("SELECT sum(first_seen_error) FROM task_executions").fetchone()[0] == len(ga)
+        assert a.conn.execute("SELECT sum(first_seen_error) FROM task_executions").fetchone()[
+            0
+        ] == len(ga)
 
 
 def test_pii_is_scrubbed_before_disk(store, db_path):
@@ -136,7 +144,9 @@ def test_reads(store):
     attempts = store.trace(trace)
     assert [a["attempt"] for a in attempts] == [1, 2]
     assert attempts[1]["retry_of"] == first.span_id
-    assert [r["task_slug"] for r in store.list_executions(task_id="task_011", limit=5)] == ["sync_inbox"] * 2
+    assert [r["task_slug"] for r in store.list_executions(task_id="task_011", limit=5)] == [
+        "sync_inbox"
+    ] * 2
     assert store.count_executions(status="failed") == 1
     assert len(store.list_executions(since=T0 + timedelta(minutes=1), limit=10)) == 2
     assert len(store.list_executions(until=T0 + timedelta(minutes=1), limit=10)) == 1
@@ -155,9 +165,12 @@ def test_full_text_search(store):
         "SELECT rowid FROM task_executions_fts WHERE task_executions_fts MATCH ?", ("gardening",)
     ).fetchall()
     assert len(hits) == 1
-    assert store.conn.execute(
-        "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH 'compost'"
-    ).fetchone()[0] == 1
+    assert (
+        store.conn.execute(
+            "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH 'compost'"
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def test_start_finish_and_sweep(store):
@@ -169,7 +182,9 @@ def test_start_finish_and_sweep(store):
     statuses = {r["span_id"]: r["status"] for r in store.list_executions(limit=5)}
     assert statuses == {old.span_id: "abandoned", now.span_id: "running"}
     assert store.finish(now.span_id, status="success", ended_at=datetime.now(UTC), duration_ms=5.0)
-    assert not store.finish(new_span_id(), status="success", ended_at=datetime.now(UTC), duration_ms=1)
+    assert not store.finish(
+        new_span_id(), status="success", ended_at=datetime.now(UTC), duration_ms=1
+    )
 
 
 def test_prune_deletes_whole_traces_and_keeps_groups(store):
@@ -177,7 +192,13 @@ def test_prune_deletes_whole_traces_and_keeps_groups(store):
     old_trace, mixed_trace = new_trace_id(), new_trace_id()
     records = [
         failing(0, trace_id=old_trace, started_at=now - timedelta(days=100), ended_at=None),
-        failing(1, trace_id=mixed_trace, task_id="b", started_at=now - timedelta(days=100), ended_at=None),
+        failing(
+            1,
+            trace_id=mixed_trace,
+            task_id="b",
+            started_at=now - timedelta(days=100),
+            ended_at=None,
+        ),
         rec(2, trace_id=mixed_trace, attempt=2, started_at=now - timedelta(days=1), ended_at=None),
         failing(3, started_at=now - timedelta(days=2), ended_at=None),
     ]
@@ -217,3 +238,23 @@ def test_missing_and_foreign_databases(tmp_path):
     junk.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseError, match="not a usable SQLite"):
         Store(junk)
+
+
+def test_bulk_batches_into_populated_table_keep_fts_exact(store):
+    store.append(rec(0, content="seed row"))
+    records = [rec(i, content=f"batch row number {i} about gardening") for i in range(1, 600)]
+    records += [failing(700 + i, message=f"'compost{i % 2}'") for i in range(10)]
+    result = store.append_many(records)
+    assert result.inserted == 609
+    conn = store.conn
+    conn.execute("INSERT INTO task_executions_fts (task_executions_fts) VALUES ('integrity-check')")
+    hits = conn.execute(
+        "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH 'gardening'"
+    ).fetchone()[0]
+    assert hits == 599
+    assert "te_fts_ai" in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    # The trigger is back: a single append is indexed too.
+    store.append(rec(900, content="lonely zucchini"))
+    assert conn.execute(
+        "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH 'zucchini'"
+    ).fetchone()[0] == 1
