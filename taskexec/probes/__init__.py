@@ -99,7 +99,9 @@ def get(name: str) -> Probe:
     raise UnknownProbe(f"no probe named {name!r}; known probes: {names}")
 
 
-def run(conn: sqlite3.Connection, name: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def run(
+    conn: sqlite3.Connection, name: str, values: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Run a probe on an open connection and return its rows as dicts."""
     probe = get(name)
     cursor = conn.execute(probe.sql, probe.bind(values))

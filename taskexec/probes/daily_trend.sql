@@ -13,40 +13,45 @@ WITH w AS (
         ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
     END AS since
 ),
-base AS (
+-- MATERIALIZED: read the covering index (started_at, task_slug, status, duration_ms) once.
+base AS MATERIALIZED (
     SELECT substr(started_at, 1, 10) AS day, task_slug, status, duration_ms
     FROM task_executions, w
     WHERE started_at >= w.since
         AND status != 'running'
         AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
 ),
+counts AS MATERIALIZED (
+    SELECT
+        day,
+        task_slug,
+        count(*) AS attempts,
+        sum(status IN ('failed', 'timeout', 'abandoned')) AS failures,
+        count(duration_ms) AS n
+    FROM base
+    GROUP BY day, task_slug
+),
 ranked AS (
     SELECT
         day,
         task_slug,
         duration_ms,
-        row_number() OVER (PARTITION BY day, task_slug ORDER BY duration_ms) AS rn,
-        count(*) OVER (PARTITION BY day, task_slug) AS n
+        row_number() OVER (PARTITION BY day, task_slug ORDER BY duration_ms) AS rn
     FROM base
     WHERE duration_ms IS NOT NULL
 ),
+-- Nearest rank: the smallest rn >= p * n. Only the rows at those ranks reach the GROUP BY.
 pct AS (
     SELECT
-        day,
-        task_slug,
-        min(CASE WHEN rn >= 0.50 * n THEN duration_ms END) AS p50_ms,
-        min(CASE WHEN rn >= 0.95 * n THEN duration_ms END) AS p95_ms
-    FROM ranked
-    GROUP BY day, task_slug
-),
-counts AS (
-    SELECT
-        day,
-        task_slug,
-        count(*) AS attempts,
-        sum(status IN ('failed', 'timeout', 'abandoned')) AS failures
-    FROM base
-    GROUP BY day, task_slug
+        r.day,
+        r.task_slug,
+        min(CASE WHEN r.rn >= 0.50 * c.n THEN r.duration_ms END) AS p50_ms,
+        min(CASE WHEN r.rn >= 0.95 * c.n THEN r.duration_ms END) AS p95_ms
+    FROM ranked AS r
+    JOIN counts AS c ON c.day = r.day AND c.task_slug = r.task_slug
+    WHERE (r.rn >= 0.50 * c.n AND r.rn - 1 < 0.50 * c.n)
+        OR (r.rn >= 0.95 * c.n AND r.rn - 1 < 0.95 * c.n)
+    GROUP BY r.day, r.task_slug
 )
 SELECT
     c.day,

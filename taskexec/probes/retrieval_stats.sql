@@ -12,12 +12,14 @@ WITH w AS (
         ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
     END AS since
 ),
-base AS (
+-- MATERIALIZED: fetch each row once; both CTEs below read this copy.
+base AS MATERIALIZED (
     SELECT task_slug, memories_retrieved, retrieval_sources
     FROM task_executions, w
     WHERE started_at >= w.since AND status != 'running'
 ),
-sources AS (
+-- MATERIALIZED: the per-task subquery below would otherwise re-run json_each for every task.
+sources AS MATERIALIZED (
     SELECT task_slug, j.value AS source, count(*) AS uses
     FROM base, json_each(base.retrieval_sources) AS j
     WHERE base.retrieval_sources IS NOT NULL

@@ -1,0 +1,379 @@
+"""Datasette in process: canned queries, search, cell rendering, the trace page, escaping, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from click.testing import CliRunner
+
+from taskexec import probes
+from taskexec.cli import cli
+from taskexec.datasette_plugin import human_ms, make_datasette, outcome, timeline
+from taskexec.metadata import DASHBOARD
+from taskexec.model import TaskExecution
+from taskexec.store import Store
+
+WIDE = "2026-11-01T00:00:00Z"  # before the demo fixture's first row
+HOSTILE = "<script>alert(1)</script>"
+
+
+class Client:
+    """Datasette's in-process client on one event loop, callable from sync tests."""
+
+    def __init__(self, db: Path) -> None:
+        self.ds = make_datasette(db)
+        self.loop = asyncio.new_event_loop()
+
+    def get(self, path: str):
+        return self.loop.run_until_complete(self.ds.client.get(path))
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def client(demo_db):
+    c = Client(demo_db)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_client(tmp_path_factory):
+    """A database holding one failed run whose text fields try to inject HTML."""
+    path = tmp_path_factory.mktemp("hostile") / "hostile.db"
+    start = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    first = TaskExecution(
+        task_slug="inject",
+        started_at=start,
+        ended_at=start + timedelta(seconds=2),
+        status="failed",
+        error_type="<img src=x onerror=alert(2)>",
+        error_message=f"boom {HOSTILE}",
+        stack_trace=f'Traceback:\n  File "a.py", line 1, in f\nValueError: {HOSTILE}\n',
+        content=f"summary {HOSTILE}",
+        attributes={"note": HOSTILE},
+        files_written=(HOSTILE,),
+    )
+    second = TaskExecution(
+        task_slug="inject",
+        trace_id=first.trace_id,
+        attempt=2,
+        retry_of=first.span_id,
+        started_at=start + timedelta(seconds=5),
+        ended_at=start + timedelta(seconds=6),
+        status="success",
+    )
+    with Store(path) as store:
+        store.append(first)
+        store.append(second)
+    c = Client(path)
+    c.trace_id = first.trace_id  # type: ignore[attr-defined]
+    yield c
+    c.close()
+
+
+def rows(client: Client, path: str) -> list[dict]:
+    response = client.get(path)
+    assert response.status_code == 200, response.text[:500]
+    return response.json()["rows"]
+
+
+def probe_path(name: str, **params: str) -> str:
+    probe = probes.get(name)
+    if "since" in {p.name for p in probe.params}:
+        params.setdefault("since", WIDE)
+    query = "".join(f"&{k}={quote(v)}" for k, v in params.items())
+    return f"/demo/{name}.json?_shape=objects{query}"
+
+
+# -- canned queries -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [p.name for p in probes.all_probes()])
+def test_every_canned_query_matches_its_probe(client, demo_db, name):
+    got = rows(client, probe_path(name))
+    assert got, f"{name} returned no rows on the demo database"
+    values = {"since": WIDE} if "since" in {p.name for p in probes.get(name).params} else {}
+    with sqlite3.connect(demo_db) as conn:
+        expected = probes.run(conn, name, values)
+    assert got == expected[:1000]  # Datasette returns at most max_returned_rows
+
+
+@pytest.mark.parametrize("name", [p.name for p in probes.all_probes()])
+def test_every_canned_query_page_opens_with_blank_parameters(client, name):
+    response = client.get(f"/demo/{name}")
+    assert response.status_code == 200
+    assert probes.get(name).title in response.text
+    assert 'class="message-error"' not in response.text
+
+
+def test_rates_between_zero_and_one(client):
+    for r in rows(client, probe_path("failure_rates")):
+        assert 0 <= r["failure_rate"] <= 1
+        assert r["successes"] + r["failures"] + r["cancelled"] == r["attempts"]
+    for r in rows(client, probe_path("daily_trend")):
+        assert 0 <= r["failure_rate"] <= 1 and r["failures"] <= r["attempts"]
+    headline = rows(client, probe_path("headline"))[0]
+    assert headline["attempts"] > 3000 and 0 < headline["failure_rate"] < 1
+
+
+def test_percentiles_ordered(client):
+    stats = rows(client, probe_path("duration_stats"))
+    assert len(stats) == 8
+    for r in stats:
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] <= r["max_ms"]
+        assert r["mean_ms"] <= r["max_ms"]
+    for r in rows(client, probe_path("daily_trend")):
+        assert r["p50_ms"] <= r["p95_ms"]
+
+
+def test_lists_are_ordered_and_limited(client):
+    slow = rows(client, probe_path("slowest_runs", limit="7"))
+    assert len(slow) == 7
+    assert [r["duration_ms"] for r in slow] == sorted(
+        (r["duration_ms"] for r in slow), reverse=True
+    )
+    failures = rows(client, probe_path("recent_failures", limit="5"))
+    assert len(failures) == 5 and {r["status"] for r in failures} <= {
+        "failed",
+        "timeout",
+        "abandoned",
+    }
+    patterns = rows(client, probe_path("error_patterns"))
+    assert [r["occurrences"] for r in patterns] == sorted(
+        (r["occurrences"] for r in patterns), reverse=True
+    )
+
+
+def test_canned_query_page_shows_parameter_defaults(client):
+    html = client.get("/demo/error_patterns").text
+    assert '"since": "7d"' in html and '"limit": "50"' in html  # placeholders script
+    assert "(default 7d)" in html
+
+
+# -- the dashboard --------------------------------------------------------------------------
+
+
+def test_dashboard_page_and_every_chart_query(client):
+    page = client.get(f"/-/dashboards/{DASHBOARD}?since=7d")
+    assert page.status_code == 200
+    dashboard = client.ds.plugin_config("datasette-dashboards")[DASHBOARD]
+    for slug, chart in dashboard["charts"].items():
+        assert f'id="chart-{slug}"' in page.text
+        if "query" not in chart:
+            continue
+        got = rows(
+            client, f"/demo.json?_shape=objects&since={WIDE}&task_slug=&sql={quote(chart['query'])}"
+        )
+        if chart["library"] == "metric":
+            assert len(got) == 1 and chart["display"]["field"] in got[0]
+        else:
+            assert got, f"chart {slug} has no rows over the demo data"
+    assert "failure_rate" in rows(client, "/demo.json?_shape=objects&sql=" + quote(
+        dashboard["charts"]["failure-rate-24h"]["query"]))[0]  # fmt: skip
+
+
+def test_home_page_links_to_the_dashboard(client):
+    html = client.get("/").text
+    assert f'href="/-/dashboards/{DASHBOARD}"' in html
+    assert "task_executions_fts" not in client.get("/demo").text.split("hidden")[0]
+
+
+# -- table page: search, cells --------------------------------------------------------------
+
+
+def test_full_text_search_from_the_table(client):
+    found = rows(client, "/demo/task_executions.json?_shape=objects&_search=refused")
+    assert found
+    for r in found:
+        assert "refused" in f"{r['content']} {r['error_message']}".lower()
+    html = client.get("/demo/task_executions?_search=refused").text
+    assert 'name="_search"' in html and "refused" in html
+
+
+def test_cells_render_status_trace_link_and_stack(client, demo_db):
+    with sqlite3.connect(demo_db) as conn:
+        row_id, trace_id = conn.execute(
+            "SELECT id, trace_id FROM task_executions WHERE status = 'failed' "
+            "AND stack_trace IS NOT NULL AND retrieval_sources IS NOT NULL LIMIT 1"
+        ).fetchone()
+    table = client.get(f"/demo/task_executions?trace_id={trace_id}").text
+    assert f'<a class="te-trace" href="/-/trace/{trace_id}">{trace_id}</a>' in table
+    assert '<span class="te-status te-status-failed">failed</span>' in table
+    assert "/-/taskexec/static/taskexec.css" in table
+    row = client.get(f"/demo/task_executions/{row_id}").text
+    assert '<pre class="te-stack">Traceback' in row
+    assert '<code class="te-chip">' in row  # retrieval_sources as chips, not raw JSON
+    assert re.search(r'href="/demo/task_executions\?stack_hash=[0-9a-f]+"', row)
+    css = client.get("/-/taskexec/static/taskexec.css")
+    assert css.status_code == 200 and ".te-status-failed" in css.text
+
+
+def test_canned_query_cells_link_rows_and_traces(client):
+    html = client.get("/demo/recent_failures").text
+    assert re.search(r'<a href="/demo/task_executions/\d+">\d+</a>', html)
+    assert re.search(r'<a class="te-trace" href="/-/trace/[0-9a-f]{32}">', html)
+
+
+def test_plugin_leaves_other_databases_alone(tmp_path):
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, status TEXT, trace_id TEXT)")
+        conn.execute("INSERT INTO jobs (status, trace_id) VALUES ('failed', ?)", ("a" * 32,))
+    c = Client(other)
+    try:
+        html = c.get("/other/jobs").text
+    finally:
+        c.close()
+    assert "te-status" not in html and "/-/trace/" not in html and "taskexec.css" not in html
+
+
+# -- the trace page -------------------------------------------------------------------------
+
+
+def test_trace_page_lists_attempts_in_order(client, demo_db):
+    with sqlite3.connect(demo_db) as conn:
+        trace_id = conn.execute(
+            "SELECT trace_id FROM task_executions WHERE attempt = 3 LIMIT 1"
+        ).fetchone()[0]
+        expected = conn.execute(
+            "SELECT id, span_id, status FROM task_executions WHERE trace_id = ? ORDER BY attempt",
+            (trace_id,),
+        ).fetchall()
+    response = client.get(f"/-/trace/{trace_id}")
+    assert response.status_code == 200
+    html = response.text
+    assert re.findall(r'data-attempt="(\d+)"', html) == ["1", "2", "3"]
+    spans = re.findall(r'data-span-id="([0-9a-f]{16})"', html)
+    assert spans == [span for _, span, _ in expected]
+    for row_id, _, _ in expected:
+        assert f'href="/demo/task_executions/{row_id}"' in html
+    assert html.count("te-bar te-bar-") == 3
+    assert f"/demo/task_executions?trace_id={trace_id}" in html
+    # Upper case is the same W3C id.
+    assert client.get(f"/-/trace/{trace_id.upper()}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "bad", ["nope", "1234", "g" * 32, "0" * 32, "%3Cscript%3Ealert(1)%3C%2Fscript%3E"]
+)
+def test_malformed_trace_id_is_400_with_a_message(client, bad):
+    response = client.get(f"/-/trace/{bad}")
+    assert response.status_code == 400
+    assert "is not a trace id" in response.text and "32 hexadecimal" in response.text
+    assert "<script>alert(1)" not in response.text
+
+
+def test_unknown_trace_id_is_404(client):
+    response = client.get("/-/trace/" + "ab" * 16)
+    assert response.status_code == 404
+    assert "No attempt has trace id" in response.text
+    assert 'href="/demo/task_executions"' in response.text
+
+
+# -- escaping -------------------------------------------------------------------------------
+
+
+def assert_escaped(html: str) -> None:
+    assert HOSTILE not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_hostile_text_is_escaped_everywhere(hostile_client):
+    c = hostile_client
+    trace = c.get(f"/-/trace/{c.trace_id}")
+    assert trace.status_code == 200 and 'data-attempt="2"' in trace.text
+    assert "succeeded on attempt 2 of 2" in trace.text
+    for path in (
+        "/hostile/task_executions",
+        "/hostile/task_executions/1",
+        "/hostile/recent_failures",
+        "/hostile/error_groups",
+        f"/-/trace/{c.trace_id}",
+        "/hostile/task_executions?_search=summary",
+    ):
+        response = c.get(path)
+        assert response.status_code == 200, path
+        assert_escaped(response.text)
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+def test_timeline_places_attempts_on_one_axis():
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(seconds: float) -> str:
+        return (t0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def attempt(n: int, status: str, start: float, end: float | None) -> dict:
+        duration = None if end is None else (end - start) * 1000
+        return {"attempt": n, "status": status, "task_slug": "t", "started_at": at(start),
+                "ended_at": None if end is None else at(end), "duration_ms": duration}  # fmt: skip
+
+    attempts = [
+        attempt(1, "failed", 0, 2),
+        attempt(2, "failed", 6, 8),
+        attempt(3, "running", 10, None),
+    ]
+    view = timeline(attempts)
+    bars = view["attempts"]
+    assert [b["left_pct"] for b in bars] == [0.0, 60.0, 100.0]
+    assert bars[0]["width_pct"] == 20.0 and bars[2]["width_pct"] == 0.4
+    assert bars[0]["wait_ms"] is None and bars[1]["wait_ms"] == 4000.0
+    assert view["outcome"] == "still running (attempt 3 of 3)"
+    assert view["wall_text"] == "10.0 s"
+
+
+def test_outcome_and_human_ms():
+    ok = [{"attempt": 1, "status": "failed"}, {"attempt": 2, "status": "success"}]
+    assert outcome(ok) == "succeeded on attempt 2 of 2"
+    assert outcome([{"attempt": 1, "status": "timeout"}]) == "timeout after 1 attempt"
+    assert [human_ms(x) for x in (None, 12.4, 1500, 125_000)] == [
+        "\u2014",
+        "12 ms",
+        "1.5 s",
+        "2 min 05 s",
+    ]
+
+
+# -- serve refuses bad databases ------------------------------------------------------------
+
+
+def test_serve_missing_database(tmp_path):
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path / "nope.db")])
+    assert result.exit_code == 1
+    assert "no database at" in result.output and "taskexec demo" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_foreign_sqlite_database(tmp_path):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE foo (x)")
+    result = CliRunner().invoke(cli, ["serve", str(path)])
+    assert result.exit_code == 1 and "not a taskexec database" in result.output
+
+
+def test_serve_not_sqlite(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("hello, this is not a database\n" * 100)
+    result = CliRunner().invoke(cli, ["serve", str(path)])
+    assert result.exit_code == 1 and "not a usable SQLite database" in result.output
+
+
+def test_serve_port_in_use(demo_db):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", str(demo_db), "--port", str(port)])
+    assert result.exit_code == 1 and f"port {port}" in result.output and "in use" in result.output

@@ -1,0 +1,131 @@
+"""The Datasette metadata: generated from the probes, committed file current, dashboard complete."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from taskexec import probes
+from taskexec.cli import cli
+from taskexec.metadata import (
+    DASHBOARD,
+    HIDDEN_TABLES,
+    build_metadata,
+    canned_query,
+    pin_default,
+    to_yaml,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_metadata_yml_is_current():
+    committed = ROOT.joinpath("metadata.yml").read_text(encoding="utf-8")
+    assert committed == to_yaml(build_metadata()), (
+        "metadata.yml is stale: regenerate it with `taskexec metadata > metadata.yml`"
+    )
+
+
+def test_cli_prints_the_same_yaml():
+    result = CliRunner().invoke(cli, ["metadata"])
+    assert result.exit_code == 0, result.output
+    assert result.output == to_yaml(build_metadata())
+    named = CliRunner().invoke(cli, ["metadata", "--database", "demo"])
+    assert "databases:\n  demo:\n" in named.output
+
+
+def test_yaml_round_trips_and_is_deterministic():
+    text = to_yaml(build_metadata("x"))
+    assert text == to_yaml(build_metadata("x"))
+    assert yaml.safe_load(text) == build_metadata("x")
+    assert "sql: |" in text  # the SQL is readable as a block, not one escaped line
+
+
+def test_every_probe_is_a_canned_query_with_its_sql_verbatim():
+    queries = build_metadata("db")["databases"]["db"]["queries"]
+    assert set(queries) == {p.name for p in probes.all_probes()}
+    for probe in probes.all_probes():
+        query = queries[probe.name]
+        assert query["sql"] == probe.sql
+        assert query["title"] == probe.title
+        assert query.get("params", []) == [p.name for p in probe.params]
+        for p in probe.params:
+            assert p.name in query["description"]
+
+
+def test_canned_query_describes_defaults():
+    query = canned_query(probes.get("error_patterns"))
+    assert "(default 7d)" in query["description"] and "(default 50)" in query["description"]
+
+
+def test_tables_search_sort_facets_and_hidden():
+    tables = build_metadata("db")["databases"]["db"]["tables"]
+    executions = tables["task_executions"]
+    assert executions["fts_table"] == "task_executions_fts" and executions["fts_pk"] == "id"
+    assert executions["sort_desc"] == "started_at"
+    assert executions["facets"] == ["status", "task_slug", "error_type", "provenance"]
+    assert {"trace_id", "stack_hash", "status", "idempotency_key"} <= set(executions["columns"])
+    assert "occurrences" in tables["error_groups"]["columns"]
+    for name in ("_taskexec_migrations", "taskexec_meta", "task_executions_fts"):
+        assert name in HIDDEN_TABLES and tables[name] == {"hidden": True}
+
+
+def test_columns_described_exist_in_the_schema(demo_db):
+    tables = build_metadata("db")["databases"]["db"]["tables"]
+    with sqlite3.connect(demo_db) as conn:
+        for table in ("task_executions", "error_groups"):
+            actual = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            described = set(tables[table]["columns"])
+            assert described == actual, f"{table}: {described ^ actual}"
+
+
+def test_dashboard_has_the_required_charts():
+    dash = build_metadata("db")["plugins"]["datasette-dashboards"][DASHBOARD]
+    charts = dash["charts"]
+    assert dash["title"] == "Task health"
+    metrics = {c["display"]["field"] for c in charts.values() if c["library"] == "metric"}
+    assert {"attempts", "failure_rate", "new_error_patterns"} <= metrics
+    lite = {k: c for k, c in charts.items() if c["library"] == "vega-lite"}
+    fields = {k: str(c["display"]) for k, c in lite.items()}
+    assert any("failure_rate" in f and "'day'" in f for f in fields.values())  # rate over time
+    assert any("p50_ms" in f and "p95_ms" in f for f in fields.values())  # durations over time
+    assert any("'attempts'" in f and "'day'" in f for f in fields.values())  # runs over time
+    assert "top-errors" in charts
+    laid_out = {slug for row in dash["layout"] for slug in row}
+    assert laid_out == set(charts)
+    assert dash["filters"]["since"]["default"] == "7d"
+
+
+def test_every_chart_query_is_built_from_a_probe():
+    dash = build_metadata("db")["plugins"]["datasette-dashboards"][DASHBOARD]
+    bodies = {p.name: p.sql for p in probes.all_probes()}
+    pinned = {name: pin_default(sql, "since") for name, sql in bodies.items()}
+    for slug, chart in dash["charts"].items():
+        if "query" not in chart:
+            continue
+        assert chart["db"] == "db"
+        assert any(sql in chart["query"] for sql in [*bodies.values(), *pinned.values()]), slug
+    assert dash["filters"]["task_slug"]["query"] == bodies["task_list"]
+
+
+def test_pin_default_replaces_only_that_parameter(demo_db):
+    sql = probes.get("headline").sql
+    pinned = pin_default(sql, "since")
+    assert ":since" not in pinned and "%H:%M:%f" in pinned  # strftime formats untouched
+    with sqlite3.connect(demo_db) as conn:
+        assert conn.execute(pinned).fetchall() == conn.execute(sql, {"since": None}).fetchall()
+
+
+def test_home_links_use_the_database_name():
+    html = build_metadata("my db")["description_html"]
+    assert 'href="/my~20db/task_executions"' in html
+    assert f'href="/-/dashboards/{DASHBOARD}"' in html
+
+
+def test_docs_list_every_canned_query():
+    docs = ROOT.joinpath("docs", "datasette.md").read_text(encoding="utf-8")
+    missing = [p.name for p in probes.all_probes() if f"| `{p.name}` |" not in docs]
+    assert not missing, f"docs/datasette.md does not describe: {missing}"
