@@ -51,8 +51,11 @@ def write_files(directory: str, count: int, offset: int = 0) -> None:
             "files_written": [f"out/{task}/{i}.md"],
         }
         if i % 10 == 0:
-            doc["error"] = {"type": "TimeoutError", "message": "model did not answer in 30s",
-                            "traceback": TRACEBACK}  # fmt: skip
+            doc["error"] = {
+                "type": "TimeoutError",
+                "message": "model did not answer in 30s",
+                "traceback": TRACEBACK,
+            }
         name = f"{task}_{begun:%Y-%m-%dT%H-%M-%S}.json"
         with open(os.path.join(directory, name), "w", encoding="utf-8") as handle:
             json.dump(doc, handle)
@@ -85,8 +88,10 @@ def main() -> None:
         print(f"{n:,} files per case, best of {args.repeat} (read + validate + insert):")
         for case, runs in cases.items():
             seconds, inserted, duplicates = min(runs)
-            print(f"  {case:<26} {n / seconds:>9,.0f} files/s  ({seconds:.2f} s; "
-                  f"{inserted:,} inserted, {duplicates:,} duplicates)")  # fmt: skip
+            print(
+                f"  {case:<26} {n / seconds:>9,.0f} files/s  ({seconds:.2f} s; "
+                f"{inserted:,} inserted, {duplicates:,} duplicates)"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

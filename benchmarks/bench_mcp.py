@@ -42,8 +42,17 @@ Call = tuple[str, str, dict[str, Any]]  # (tool, label, arguments)
 
 def build(db: str, runs: int) -> None:
     """Create the demo database with the real CLI (its bulk-load path)."""
-    cmd = [sys.executable, "-c", "from taskexec.cli import cli; cli()", "demo", db,
-           "--runs", str(runs), "--end", END]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        "from taskexec.cli import cli; cli()",
+        "demo",
+        db,
+        "--runs",
+        str(runs),
+        "--end",
+        END,
+    ]
     print("building:", "taskexec", " ".join(cmd[3:]), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -53,10 +62,13 @@ def scenarios(db: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     newest = conn.execute("SELECT max(started_at) FROM task_executions").fetchone()[0]
     slug = conn.execute("SELECT task_slug FROM task_executions ORDER BY id DESC LIMIT 1").fetchone()
-    traces = [r[0] for r in conn.execute(
-        "SELECT trace_id FROM task_executions WHERE status = 'failed' ORDER BY started_at DESC "
-        "LIMIT 200"
-    )]  # fmt: skip
+    traces = [
+        r[0]
+        for r in conn.execute(
+            "SELECT trace_id FROM task_executions WHERE status = 'failed' ORDER BY started_at DESC "
+            "LIMIT 200"
+        )
+    ]
     conn.close()
     anchor = datetime.fromisoformat(newest)
     day, week = format_ts(anchor - timedelta(days=1)), format_ts(anchor - timedelta(days=7))
@@ -145,8 +157,10 @@ def report(title: str, times: dict[tuple[str, str], list[float]], detail: bool) 
         if detail and not group.startswith("tasks_by_trace"):
             for (g, label), vals in times.items():
                 if g == group:
-                    print(f"    {label:50} {len(vals):5} {statistics.median(vals):8.2f} "
-                          f"{pct(vals, 0.99):8.2f}")  # fmt: skip
+                    print(
+                        f"    {label:50} {len(vals):5} {statistics.median(vals):8.2f} "
+                        f"{pct(vals, 0.99):8.2f}"
+                    )
     return ok
 
 

@@ -51,9 +51,19 @@ TRACEBACK = ("traceback", "stack_trace", "stacktrace", "stack")
 _ERR_TYPE = ("type", "error_type", "exception", "exc_type")
 _ERR_MESSAGE = ("message", "error_message", "msg")
 _PLAIN = (  # copied through unchanged (the model validates them)
-    "attempt", "memories_retrieved", "retrieval_sources", "files_written", "parents", "causes",
-    "host", "pid", "trace_id", "span_id", "parent_span_id", "retry_of",
-)  # fmt: skip
+    "attempt",
+    "memories_retrieved",
+    "retrieval_sources",
+    "files_written",
+    "parents",
+    "causes",
+    "host",
+    "pid",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "retry_of",
+)
 #: Recognised but not taken from files: taskexec computes these itself.
 _IGNORED = ("provenance", "idempotency_key", "stack_hash")
 _ID_FIELDS = ("trace_id", "span_id", "parent_span_id", "retry_of")
@@ -66,13 +76,26 @@ def _alias_table() -> dict[str, tuple[str, int]]:
     """Every accepted key -> (canonical name, rank); rank 0 wins when a file has several."""
     table: dict[str, tuple[str, int]] = {}
     groups = {
-        "task_id": TASK_ID, "task_slug": TASK_SLUG, "started_at": STARTED, "ended_at": ENDED,
-        "scheduled_at": SCHEDULED, "stack_trace": TRACEBACK, "content": ("content", "summary"),
-    }  # fmt: skip
+        "task_id": TASK_ID,
+        "task_slug": TASK_SLUG,
+        "started_at": STARTED,
+        "ended_at": ENDED,
+        "scheduled_at": SCHEDULED,
+        "stack_trace": TRACEBACK,
+        "content": ("content", "summary"),
+    }
     for canonical, names in groups.items():
         table.update({name: (canonical, rank) for rank, name in enumerate(names)})
-    for name in ("status", "success", "error", "error_type", "error_message", "duration_ms",
-                 "duration_s", "attributes"):  # fmt: skip
+    for name in (
+        "status",
+        "success",
+        "error",
+        "error_type",
+        "error_message",
+        "duration_ms",
+        "duration_s",
+        "attributes",
+    ):
         table[name] = (name, 0)
     table.update({name: (_PLAIN_MARK, 0) for name in _PLAIN})
     table.update({name: ("", 0) for name in _IGNORED})
@@ -84,12 +107,25 @@ _ALIASES = _alias_table()
 #: What schedulers write in ``status``, folded to taskexec's statuses (compared lower-cased).
 STATUS_ALIASES: dict[str, str] = {
     **{s: s for s in STATUSES},
-    "succeeded": "success", "successful": "success", "ok": "success", "completed": "success",
-    "complete": "success", "done": "success", "passed": "success",
-    "fail": "failed", "failure": "failed", "error": "failed", "errored": "failed",
-    "crashed": "failed", "timed_out": "timeout", "timedout": "timeout", "time_out": "timeout",
-    "canceled": "cancelled", "aborted": "cancelled", "killed": "cancelled",
-}  # fmt: skip
+    "succeeded": "success",
+    "successful": "success",
+    "ok": "success",
+    "completed": "success",
+    "complete": "success",
+    "done": "success",
+    "passed": "success",
+    "fail": "failed",
+    "failure": "failed",
+    "error": "failed",
+    "errored": "failed",
+    "crashed": "failed",
+    "timed_out": "timeout",
+    "timedout": "timeout",
+    "time_out": "timeout",
+    "canceled": "cancelled",
+    "aborted": "cancelled",
+    "killed": "cancelled",
+}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch numbers are read by magnitude: seconds until 1e11 (the year 5138), then ms, µs, ns.

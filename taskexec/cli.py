@@ -1,11 +1,16 @@
-"""The ``taskexec`` command: a click group that only wires commands to the library."""
+"""The ``taskexec`` command: a click group that only wires commands to the library.
+
+Each face keeps its commands in ``taskexec/commands/<face>.py`` and imports its heavy
+dependencies (Datasette, MCP, Jupyter, OpenTelemetry) inside the command, so ``taskexec
+--help`` and a worker that only records stay light.
+"""
 
 from __future__ import annotations
 
 import click
 
 from . import __version__
-from .commands import core, probes
+from .commands import core, importers, mcp, notebooks, probes, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +22,30 @@ def cli() -> None:
     """
 
 
-for _command in (core.init, core.demo, core.sweep, core.prune, probes.list_probes, probes.run_probe):
+for _command in (
+    # core
+    core.init,
+    core.demo,
+    core.sweep,
+    core.prune,
+    probes.list_probes,
+    probes.run_probe,
+    # Datasette
+    serve.serve,
+    serve.metadata,
+    # MCP
+    mcp.mcp,
+    # notebooks
+    notebooks.report,
+    notebooks.notebooks,
+    # filling the database from outside
+    importers.backfill,
+    importers.import_otlp,
+    importers.export_otlp,
+    importers.merge,
+):
     cli.add_command(_command)
-# Faces register their commands below, one line each.
+
+
+if __name__ == "__main__":  # python -m taskexec.cli
+    cli()

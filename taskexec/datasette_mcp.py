@@ -94,9 +94,17 @@ def register_mcp_tools(datasette: Datasette, mcp: MCPServer) -> None:
         limit: ListLimitArg = 20,
         database: DatabaseArg = None,
     ) -> Annotated[CallToolResult, mcp_models.ExecutionList]:
-        return await answer(ctx, database, mcp_tools.list_executions, task_id=task_id,
-                            task_slug=task_slug, status=status, since=since, until=until,
-                            limit=limit)  # fmt: skip
+        return await answer(
+            ctx,
+            database,
+            mcp_tools.list_executions,
+            task_id=task_id,
+            task_slug=task_slug,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+        )
 
     async def tasks_by_trace(
         ctx: Context, trace_id: TraceIdArg, database: DatabaseArg = None
@@ -110,8 +118,9 @@ def register_mcp_tools(datasette: Datasette, mcp: MCPServer) -> None:
         since: SinceArg = None,
         database: DatabaseArg = None,
     ) -> Annotated[CallToolResult, mcp_models.FailureReport]:
-        return await answer(ctx, database, mcp_tools.last_failed, limit=limit,
-                            task_slug=task_slug, since=since)  # fmt: skip
+        return await answer(
+            ctx, database, mcp_tools.last_failed, limit=limit, task_slug=task_slug, since=since
+        )
 
     for fn, title, doc in (
         (tasks_last_failed, "Latest failed runs and why", FAILED_DOC),

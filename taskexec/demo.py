@@ -155,7 +155,7 @@ def generate(
         t = scheduled + timedelta(milliseconds=_randint(rng, 5, 900))
         # Failure odds drift a little over time and by hour so the trend charts have a shape.
         hour_bump = 1.6 if scheduled.hour in (2, 3) else 1.0
-        p_fail = task.failure_rate * hour_bump * (0.8 + 0.4 * frac)
+        p_fail = task.failure_rate * hour_bump * (0.7 + 0.4 * frac)
         phase = phases[bisect.bisect_right(phases, frac) - 1]
         bug = rng.choice(candidates[task.slug, phase])
         for attempt in range(1, 4):
@@ -163,19 +163,61 @@ def generate(
             duration = rng.lognormvariate(math.log(task.median_ms), task.sigma)
             host = rng.choice(hosts)
             if rng.random() < 0.002:  # the worker died: no end recorded
-                yield _record(task, trace_id, span_id, attempt, previous, scheduled, t, None,
-                              "abandoned", None, None, None, host, rng)  # fmt: skip
+                yield _record(
+                    task,
+                    trace_id,
+                    span_id,
+                    attempt,
+                    previous,
+                    scheduled,
+                    t,
+                    None,
+                    "abandoned",
+                    None,
+                    None,
+                    None,
+                    host,
+                    rng,
+                )
                 break
-            failed = rng.random() < (p_fail if attempt == 1 else (0.5 if bug.transient else 0.95))
+            failed = rng.random() < (p_fail if attempt == 1 else (0.35 if bug.transient else 0.9))
             if not failed:
-                yield _record(task, trace_id, span_id, attempt, previous, scheduled, t, duration,
-                              "success", None, None, None, host, rng)  # fmt: skip
+                yield _record(
+                    task,
+                    trace_id,
+                    span_id,
+                    attempt,
+                    previous,
+                    scheduled,
+                    t,
+                    duration,
+                    "success",
+                    None,
+                    None,
+                    None,
+                    host,
+                    rng,
+                )
                 break
             message = _message(rng, bug.template)
             status = "timeout" if bug.error_type == "TimeoutError" else "failed"
-            yield _record(task, trace_id, span_id, attempt, previous, scheduled, t, duration,
-                          status, bug.error_type, message, _stack(rng, bug, message), host, rng)  # fmt: skip
-            if rng.random() > 0.7:  # not every failure is retried
+            yield _record(
+                task,
+                trace_id,
+                span_id,
+                attempt,
+                previous,
+                scheduled,
+                t,
+                duration,
+                status,
+                bug.error_type,
+                message,
+                _stack(rng, bug, message),
+                host,
+                rng,
+            )
+            if rng.random() > 0.6:  # not every failure is retried
                 break
             previous = span_id
             t = t + timedelta(milliseconds=duration + _randint(rng, 1000, 30000))

@@ -105,7 +105,9 @@ def parse_window(value: str) -> timedelta:
     """Parse a relative window such as ``90d``, ``24h``, ``30m`` or ``2w`` into a timedelta."""
     match = _WINDOW_RE.match(value)
     if not match:
-        raise InvalidRecord("window", f"expected a number and a unit (s, m, h, d, w), got {value!r}")
+        raise InvalidRecord(
+            "window", f"expected a number and a unit (s, m, h, d, w), got {value!r}"
+        )
     return timedelta(seconds=float(match.group(1)) * _WINDOW_UNITS[match.group(2).lower()])
 
 
@@ -186,7 +188,9 @@ class TaskExecution:
         elif not isinstance(self.task_id, str):
             raise InvalidRecord("task_id", f"must be a string, got {type(self.task_id).__name__}")
         if self.status not in STATUSES:
-            raise InvalidRecord("status", f"must be one of {', '.join(STATUSES)}; got {self.status!r}")
+            raise InvalidRecord(
+                "status", f"must be one of {', '.join(STATUSES)}; got {self.status!r}"
+            )
         if self.provenance not in PROVENANCES:
             raise InvalidRecord("provenance", f"must be one of {', '.join(PROVENANCES)}")
         check_trace_id(self.trace_id)
@@ -211,7 +215,9 @@ class TaskExecution:
             if isinstance(self.duration_ms, bool) or not isinstance(self.duration_ms, int | float):
                 raise InvalidRecord("duration_ms", "must be a number")
             if self.duration_ms < 0 or not math.isfinite(self.duration_ms):
-                raise InvalidRecord("duration_ms", f"must be finite and >= 0, got {self.duration_ms}")
+                raise InvalidRecord(
+                    "duration_ms", f"must be finite and >= 0, got {self.duration_ms}"
+                )
         if self.memories_retrieved is not None and (
             type(self.memories_retrieved) is not int or self.memories_retrieved < 0
         ):
@@ -224,7 +230,9 @@ class TaskExecution:
             _check_jsonable("parents", list(self.parents))
             _check_jsonable("causes", list(self.causes))
         if not isinstance(self.attributes, Mapping):
-            raise InvalidRecord("attributes", f"must be a mapping, got {type(self.attributes).__name__}")
+            raise InvalidRecord(
+                "attributes", f"must be a mapping, got {type(self.attributes).__name__}"
+            )
         if self.attributes:
             _check_jsonable("attributes", dict(self.attributes))
         if self.pid is not None and type(self.pid) is not int:

@@ -160,8 +160,12 @@ def start(record: TaskExecution, trace_given: bool) -> LiveSpan | None:
     if trace_id is not None and parent is not None:
         check_trace_id(trace_id)
         check_span_id(parent, "parent_span_id")
-        remote = SpanContext(int(trace_id, 16), int(parent, 16), is_remote=True,
-                             trace_flags=TraceFlags(TraceFlags.SAMPLED))  # fmt: skip
+        remote = SpanContext(
+            int(trace_id, 16),
+            int(parent, 16),
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
         ctx = trace.set_span_in_context(NonRecordingSpan(remote))
     else:
         ctx = None  # the current context: a child of the current span, or a new root

@@ -39,8 +39,17 @@ SPAN_KIND_INTERNAL = 1
 EXPORT_BATCH = 500
 
 # taskexec.<name> attributes, by how their value is encoded.
-_STR = ("task_slug", "task_id", "retry_of", "idempotency_key", "status", "stack_hash",
-        "content", "provenance", "host")  # fmt: skip
+_STR = (
+    "task_slug",
+    "task_id",
+    "retry_of",
+    "idempotency_key",
+    "status",
+    "stack_hash",
+    "content",
+    "provenance",
+    "host",
+)
 _INT = ("attempt", "memories_retrieved", "pid")
 _STR_LIST = ("retrieval_sources", "files_written")
 _JSON = ("parents", "causes", "attributes")
@@ -397,11 +406,13 @@ def record_to_span(record: TaskExecution) -> dict[str, Any]:
     }
     if any(exception.values()):
         when = record.ended_at or record.started_at
-        span["events"] = [{
-            "timeUnixNano": str(datetime_to_nanos(when)),
-            "name": "exception",
-            "attributes": encode_attributes({k: v for k, v in exception.items() if v}),
-        }]  # fmt: skip
+        span["events"] = [
+            {
+                "timeUnixNano": str(datetime_to_nanos(when)),
+                "name": "exception",
+                "attributes": encode_attributes({k: v for k, v in exception.items() if v}),
+            }
+        ]
     if record.status in FAILURE_STATUSES:
         span["status"] = {
             "code": STATUS_ERROR,
@@ -443,10 +454,12 @@ def _document(records: list[TaskExecution], version: str) -> dict[str, Any]:
     resource_spans = []
     for (host, pid), spans in groups.items():
         resource = {"service.name": "taskexec", "host.name": host, "process.pid": pid}
-        resource_spans.append({
-            "resource": {"attributes": encode_attributes(_present(resource))},
-            "scopeSpans": [{"scope": {"name": SCOPE_NAME, "version": version}, "spans": spans}],
-        })  # fmt: skip
+        resource_spans.append(
+            {
+                "resource": {"attributes": encode_attributes(_present(resource))},
+                "scopeSpans": [{"scope": {"name": SCOPE_NAME, "version": version}, "spans": spans}],
+            }
+        )
     return {"resourceSpans": resource_spans}
 
 

@@ -104,8 +104,15 @@ def percentiles_over_time(trend: pd.DataFrame) -> Figure:
     for ax, task in zip(axes, tasks, strict=True):
         rows = trend[trend["task_slug"] == task].sort_values("period")
         for column, style in (("p50_ms", "-"), ("p95_ms", "--"), ("p99_ms", ":")):
-            ax.plot(rows["period"], rows[column], style, color=colors[task], marker=".",
-                    markersize=3, label=column.removesuffix("_ms"))  # fmt: skip
+            ax.plot(
+                rows["period"],
+                rows[column],
+                style,
+                color=colors[task],
+                marker=".",
+                markersize=3,
+                label=column.removesuffix("_ms"),
+            )
         ax.set_title(task, fontsize=10)
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_formatter(DURATION)
@@ -174,8 +181,14 @@ def duration_vs_memories(sample: pd.DataFrame) -> Figure:
     colors = task_colors(_present(sample))
     for ax, task in zip(axes, tasks, strict=True):
         mine = rows[rows["task_slug"] == task]
-        ax.scatter(mine["memories_retrieved"], mine["duration_ms"], s=4, alpha=0.25,
-                   color=colors[task], linewidths=0)  # fmt: skip
+        ax.scatter(
+            mine["memories_retrieved"],
+            mine["duration_ms"],
+            s=4,
+            alpha=0.25,
+            color=colors[task],
+            linewidths=0,
+        )
         median = mine.groupby("memories_retrieved")["duration_ms"].median()
         ax.plot(median.index, median.to_numpy(), color="black", linewidth=1.2)
         ax.set_title(task, fontsize=10)
@@ -196,8 +209,9 @@ def failure_rate_over_time(rates: pd.DataFrame) -> Figure:
     tasks = _present(rates)
     overall = overall_failure_rate(rates)
     base = baseline(rates)
-    fig, axes = _grid(len(tasks), f"Failure rate per task (grey: all tasks; dashed: window "
-                      f"baseline {base:.1%})")  # fmt: skip
+    fig, axes = _grid(
+        len(tasks), f"Failure rate per task (grey: all tasks; dashed: window baseline {base:.1%})"
+    )
     colors = task_colors(tasks)
     for ax, task in zip(axes, tasks, strict=True):
         rows = rates[rates["task_slug"] == task].sort_values("period")
@@ -216,18 +230,29 @@ def failure_heatmap(hourly: pd.DataFrame) -> Figure:
     """Failure rate by hour (columns) and task (rows); blank cells had no attempts."""
     if hourly.empty:
         return no_data()
-    grid = hourly.pivot_table(index="task_slug", columns="period", values="failure_rate",
-                              observed=True, aggfunc="mean")  # fmt: skip
+    grid = hourly.pivot_table(
+        index="task_slug", columns="period", values="failure_rate", observed=True, aggfunc="mean"
+    )
     hours = pd.date_range(grid.columns.min(), grid.columns.max(), freq="h")
     grid = grid.reindex(columns=hours)
     fig = Figure(figsize=(12, 0.45 * len(grid) + 1.8), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(np.ma.masked_invalid(grid.to_numpy(dtype=float)), aspect="auto",
-                      cmap="Reds", vmin=0, interpolation="nearest")  # fmt: skip
+    image = ax.imshow(
+        np.ma.masked_invalid(grid.to_numpy(dtype=float)),
+        aspect="auto",
+        cmap="Reds",
+        vmin=0,
+        interpolation="nearest",
+    )
     ax.set_yticks(range(len(grid)), [str(t) for t in grid.index])
     step = max(1, len(hours) // 12)
-    ax.set_xticks(range(0, len(hours), step), [f"{h:%m-%d %H}h" for h in hours[::step]],
-                  rotation=45, ha="right", fontsize=8)  # fmt: skip
+    ax.set_xticks(
+        range(0, len(hours), step),
+        [f"{h:%m-%d %H}h" for h in hours[::step]],
+        rotation=45,
+        ha="right",
+        fontsize=8,
+    )
     fig.colorbar(image, ax=ax, format=PercentFormatter(1.0, decimals=0), label="failure rate")
     ax.set_title("Hourly failure rate per task (UTC)")
     return fig
@@ -237,8 +262,14 @@ def error_groups_stacked(trend: pd.DataFrame) -> Figure:
     """Failures per day stacked by error group (the window's top groups)."""
     if trend.empty:
         return no_data("No failures in this window")
-    wide = trend.pivot_table(index="day", columns="error_group", values="failures",
-                             aggfunc="sum", fill_value=0, observed=True)  # fmt: skip
+    wide = trend.pivot_table(
+        index="day",
+        columns="error_group",
+        values="failures",
+        aggfunc="sum",
+        fill_value=0,
+        observed=True,
+    )
     wide = wide[wide.sum().sort_values(ascending=False).index]
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax = fig.subplots()
@@ -290,13 +321,16 @@ def retry_recovery(retries: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     ax.barh(labels, recovered, color="tab:green", alpha=0.8, label="recovered")
     ax.barh(labels, lost, left=recovered, color="tab:red", alpha=0.8, label="never succeeded")
-    for y, (ok, bad, rate) in enumerate(zip(recovered, lost, rows["retry_recovery_rate"],
-                                            strict=True)):  # fmt: skip
+    for y, (ok, bad, rate) in enumerate(
+        zip(recovered, lost, rows["retry_recovery_rate"], strict=True)
+    ):
         ax.text(ok + bad, y, f"  {rate:.0%}", va="center", fontsize=9)
     ax.set_xlabel("retried runs")
     ax.margins(x=0.12)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(f"Retry recovery per task (overall {overall_recovery(rows):.0%} of retried runs "
-                 "eventually succeeded)")  # fmt: skip
+    ax.set_title(
+        f"Retry recovery per task (overall {overall_recovery(rows):.0%} of retried runs "
+        "eventually succeeded)"
+    )
     return fig

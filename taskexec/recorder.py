@@ -113,8 +113,12 @@ class _Tracking:
         record = TaskExecution(started_at=utcnow(), pid=os.getpid(), **self._fields)
         live = otel_live.start(record, self._trace_given)  # None unless OpenTelemetry is set up
         if live is not None:  # the span chose the ids; the row takes them
-            record = dataclasses.replace(record, trace_id=live.trace_id, span_id=live.span_id,
-                                         parent_span_id=live.parent_span_id)  # fmt: skip
+            record = dataclasses.replace(
+                record,
+                trace_id=live.trace_id,
+                span_id=live.span_id,
+                parent_span_id=live.parent_span_id,
+            )
             self.span_id, self.trace_id = live.span_id, live.trace_id
         try:
             self._run = self._recorder._begin(record)
@@ -285,7 +289,7 @@ class Recorder:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             chain_kwargs = dict(task_id=task_id, **track_kwargs)
             if inspect.iscoroutinefunction(fn):
-                afn: Callable[P, Awaitable[Any]] = fn  # type: ignore[assignment]
+                afn: Callable[P, Awaitable[Any]] = fn
 
                 @functools.wraps(fn)
                 async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -305,7 +309,7 @@ class Recorder:
                 for attempt in Retrying(**policy):
                     with attempt, chain.next():
                         chain.result = fn(*args, **kwargs)
-                return chain.result  # type: ignore[no-any-return]
+                return chain.result
 
             return wrapper
 

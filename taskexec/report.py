@@ -183,11 +183,13 @@ def write_report(
 def lab_command(folder: Path, *, port: int, open_browser: bool) -> list[str]:
     """The JupyterLab command line: this Python's jupyterlab, bound to 127.0.0.1, on ``folder``."""
     command = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
         f"--ServerApp.root_dir={folder}",
-    ]  # fmt: skip
+    ]
     if not open_browser:
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI run as root

@@ -7,6 +7,7 @@ processes can write one file without the caller ever seeing "database is locked"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -32,12 +33,35 @@ from .scrub import scrub_text, scrub_value
 from .stackhash import stack_hash_from_text
 
 COLUMNS = (
-    "span_id", "trace_id", "parent_span_id", "attempt", "retry_of", "idempotency_key",
-    "task_id", "task_slug", "status", "error_type", "error_message", "stack_trace",
-    "stack_hash", "scheduled_at", "started_at", "ended_at", "duration_ms",
-    "memories_retrieved", "retrieval_sources", "files_written", "parents", "causes",
-    "provenance", "host", "pid", "content", "attributes", "created_at",
-)  # fmt: skip
+    "span_id",
+    "trace_id",
+    "parent_span_id",
+    "attempt",
+    "retry_of",
+    "idempotency_key",
+    "task_id",
+    "task_slug",
+    "status",
+    "error_type",
+    "error_message",
+    "stack_trace",
+    "stack_hash",
+    "scheduled_at",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "memories_retrieved",
+    "retrieval_sources",
+    "files_written",
+    "parents",
+    "causes",
+    "provenance",
+    "host",
+    "pid",
+    "content",
+    "attributes",
+    "created_at",
+)
 JSON_COLUMNS = ("retrieval_sources", "files_written", "parents", "causes", "attributes")
 _INSERT = (
     f"INSERT INTO task_executions ({', '.join(COLUMNS)}) "
@@ -377,11 +401,7 @@ class Store:
                 conn.execute("DROP TRIGGER te_fts_ai")
             conn.executemany(_INSERT, rows)
             if bulk_fts:
-                conn.execute(
-                    "INSERT INTO task_executions_fts (rowid, content, error_message) "
-                    "SELECT id, content, error_message FROM task_executions WHERE id > ?",
-                    (before,),
-                )
+                conn.execute(migrations.FTS_FILL, (before,))
                 conn.execute(migrations.FTS_TRIGGERS["te_fts_ai"])
             inserted = conn.execute(
                 "SELECT count(*) FROM task_executions WHERE id > ?", (before,)
@@ -400,7 +420,8 @@ class Store:
         switched = self._try_journal_mode("delete")
         try:
             with self.transaction() as conn:
-                conn.execute("PRAGMA cache_size = -262144")
+                # 1 GiB of page cache: each index build re-reads the table from memory.
+                conn.execute("PRAGMA cache_size = -1048576")
                 for name in (*migrations.INDEXES, *migrations.FTS_TRIGGERS):
                     kind = "INDEX" if name in migrations.INDEXES else "TRIGGER"
                     conn.execute(f"DROP {kind} {name}")
@@ -418,9 +439,7 @@ class Store:
                     inserted += len(rows)
                 for sql in migrations.INDEXES.values():
                     conn.execute(sql)
-                conn.execute(
-                    "INSERT INTO task_executions_fts (task_executions_fts) VALUES ('rebuild')"
-                )
+                conn.execute(migrations.FTS_FILL, (0,))
                 for sql in migrations.FTS_TRIGGERS.values():
                     conn.execute(sql)
                 rebuild_error_groups(conn)
@@ -428,7 +447,7 @@ class Store:
         finally:
             if switched:
                 self._try_journal_mode("wal")
-        self.conn.execute("ANALYZE")
+        _analyze(self.conn)
         return BulkResult(inserted, duplicates)
 
     def _try_journal_mode(self, mode: str) -> bool:
@@ -467,7 +486,7 @@ class Store:
         if deleted:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.execute("VACUUM")
-            self.conn.execute("ANALYZE")
+            _analyze(self.conn)
         return PruneResult(deleted, traces, before, _file_size(self.path))
 
     def set_meta(self, key: str, value: str) -> None:
@@ -582,10 +601,8 @@ class _Checkpointer(threading.Thread):
         conn.execute("PRAGMA busy_timeout = 100")
         try:
             while not self._stop_event.wait(self._interval):
-                try:
+                with contextlib.suppress(sqlite3.Error):  # busy now: the next tick will do
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    pass
         finally:
             conn.close()
 
@@ -603,6 +620,12 @@ def _batches(records: Iterable[TaskExecution], size: int) -> Iterator[list[TaskE
             batch = []
     if batch:
         yield batch
+
+
+def _analyze(conn: sqlite3.Connection) -> None:
+    """Refresh planner statistics from a sample (exact ANALYZE costs seconds at 1M rows)."""
+    conn.execute("PRAGMA analysis_limit = 1000")
+    conn.execute("ANALYZE")
 
 
 def _max_id(conn: sqlite3.Connection) -> int:
@@ -676,8 +699,10 @@ def _touch_groups(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> No
             )
             continue
         old_first, old_first_span, old_last = current
-        conn.execute("UPDATE error_groups SET occurrences = occurrences + ? WHERE stack_hash = ?",
-                     (n, stack_hash))  # fmt: skip
+        conn.execute(
+            "UPDATE error_groups SET occurrences = occurrences + ? WHERE stack_hash = ?",
+            (n, stack_hash),
+        )
         if last >= old_last:
             conn.execute(
                 "UPDATE error_groups SET last_seen = ?, sample_span_id = ?, error_type = ?, "
@@ -690,7 +715,8 @@ def _touch_groups(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> No
                 (first, first_span, stack_hash),
             )
             conn.execute(
-                "UPDATE task_executions SET first_seen_error = (span_id = ?) WHERE span_id IN (?, ?)",
+                "UPDATE task_executions SET first_seen_error = (span_id = ?) "
+                "WHERE span_id IN (?, ?)",
                 (first_span, first_span, old_first_span),
             )
 

@@ -19,11 +19,16 @@ def render(rows: Sequence[dict[str, Any]], max_width: int = 48) -> str:
     columns = list(rows[0])
     cells = [[_cell(row.get(c), max_width) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(row.get(c), int | float) or row.get(c) is None for row in rows)
-               for c in columns]  # fmt: skip
+    numeric = [
+        all(isinstance(row.get(c), int | float) or row.get(c) is None for row in rows)
+        for c in columns
+    ]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     out = [line(columns), "  ".join("-" * w for w in widths)]

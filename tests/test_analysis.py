@@ -21,13 +21,20 @@ DAY = datetime(2026, 11, 20, tzinfo=UTC)
 SINCE = "2026-11-01T00:00:00Z"
 
 
-def attempt(slug: str = "alpha", at: timedelta = timedelta(0), *, status: str = "success",
-            duration: float = 100.0, **fields) -> TaskExecution:  # fmt: skip
+def attempt(
+    slug: str = "alpha",
+    at: timedelta = timedelta(0),
+    *,
+    status: str = "success",
+    duration: float = 100.0,
+    **fields,
+) -> TaskExecution:
     """One attempt ``at`` after midnight of DAY; failures carry an error so they get a group."""
     if status != "success" and "error_type" not in fields:
         fields.update(error_type="ValueError", error_message="bad value")
-    return TaskExecution(task_slug=slug, started_at=DAY + at, status=status,
-                         duration_ms=duration, **fields)  # fmt: skip
+    return TaskExecution(
+        task_slug=slug, started_at=DAY + at, status=status, duration_ms=duration, **fields
+    )
 
 
 def build(path: Path, records: list[TaskExecution]) -> Store:
@@ -116,13 +123,19 @@ def test_timeouts_and_abandoned_count_as_failures_running_does_not(open_store):
 def test_duration_percentiles_are_exact_nearest_rank(open_store):
     records = [attempt(at=timedelta(minutes=i), duration=float(i + 1)) for i in range(100)]
     # A second day with four attempts: nearest-rank p50 is the 2nd value, p95 and p99 the 4th.
-    records += [attempt(at=timedelta(days=1, minutes=i), duration=d)
-                for i, d in enumerate([40.0, 10.0, 30.0, 20.0])]  # fmt: skip
+    records += [
+        attempt(at=timedelta(days=1, minutes=i), duration=d)
+        for i, d in enumerate([40.0, 10.0, 30.0, 20.0])
+    ]
     trend = analysis.duration_percentiles(open_store(records), SINCE)
     first, second = trend.to_dict("records")
     assert (first["runs"], first["p50_ms"], first["p95_ms"], first["p99_ms"], first["max_ms"]) == (
-        100, 50.0, 95.0, 99.0, 100.0,
-    )  # fmt: skip
+        100,
+        50.0,
+        95.0,
+        99.0,
+        100.0,
+    )
     assert (second["p50_ms"], second["p95_ms"], second["p99_ms"]) == (20.0, 40.0, 40.0)
     assert second["period"] - first["period"] == pd.Timedelta(days=1)
 
@@ -160,8 +173,17 @@ def retried(slug: str, outcomes: list[str], at: timedelta) -> list[TaskExecution
     trace, previous, out = new_trace_id(), None, []
     for number, status in enumerate(outcomes, start=1):
         span = new_span_id()
-        out.append(attempt(slug, at + timedelta(minutes=number), status=status, trace_id=trace,
-                           span_id=span, attempt=number, retry_of=previous))  # fmt: skip
+        out.append(
+            attempt(
+                slug,
+                at + timedelta(minutes=number),
+                status=status,
+                trace_id=trace,
+                span_id=span,
+                attempt=number,
+                retry_of=previous,
+            )
+        )
         previous = span
     return out
 
@@ -183,15 +205,25 @@ def test_retry_recovery(open_store):
 
 
 def test_error_trend_top_groups_and_new_patterns(open_store):
-    old = [attempt(at=timedelta(hours=i), status="failed", error_type="KeyError",
-                   error_message="'x'") for i in range(3)]  # fmt: skip
-    new = [attempt(at=timedelta(days=2, hours=i), status="failed", error_type="OSError",
-                   error_message="disk full") for i in range(2)]  # fmt: skip
+    old = [
+        attempt(at=timedelta(hours=i), status="failed", error_type="KeyError", error_message="'x'")
+        for i in range(3)
+    ]
+    new = [
+        attempt(
+            at=timedelta(days=2, hours=i),
+            status="failed",
+            error_type="OSError",
+            error_message="disk full",
+        )
+        for i in range(2)
+    ]
     store = open_store(old + new)
     trend = analysis.error_trend(store, SINCE)
     assert trend.groupby("error_group", observed=True)["failures"].sum().sort_values().tolist() == [
-        2, 3,
-    ]  # fmt: skip
+        2,
+        3,
+    ]
     top = analysis.top_error_groups(store, SINCE)
     assert top["error_type"].tolist() == ["KeyError", "OSError"]
     fresh = analysis.new_error_patterns(store, "2026-11-21T00:00:00Z")
@@ -277,8 +309,11 @@ def test_empty_database_gives_empty_frames_and_no_data_figures(open_store):
 
 
 def test_success_only_database_charts_rates_and_says_no_failures(open_store):
-    records = [attempt(slug, timedelta(hours=h), duration=100.0 + h, memories_retrieved=h)
-               for slug in ("alpha", "beta") for h in range(6)]  # fmt: skip
+    records = [
+        attempt(slug, timedelta(hours=h), duration=100.0 + h, memories_retrieved=h)
+        for slug in ("alpha", "beta")
+        for h in range(6)
+    ]
     store = open_store(records)
     figures = charts(every_frame(store))
     assert texts(figures["errors"]) == "No failures in this window"
@@ -293,10 +328,17 @@ def test_success_only_database_charts_rates_and_says_no_failures(open_store):
 
 def test_every_chart_draws_on_mixed_data(open_store):
     records = [
-        attempt(slug, timedelta(days=d, hours=h), duration=50.0 * (h + 1), memories_retrieved=h,
-                status="failed" if (d + h) % 5 == 0 else "success")
-        for slug in ("alpha", "beta", "gamma") for d in range(3) for h in range(0, 24, 3)
-    ]  # fmt: skip
+        attempt(
+            slug,
+            timedelta(days=d, hours=h),
+            duration=50.0 * (h + 1),
+            memories_retrieved=h,
+            status="failed" if (d + h) % 5 == 0 else "success",
+        )
+        for slug in ("alpha", "beta", "gamma")
+        for d in range(3)
+        for h in range(0, 24, 3)
+    ]
     records += retried("alpha", ["failed", "success"], timedelta(days=1, minutes=7))
     for name, fig in charts(every_frame(open_store(records))).items():
         assert is_chart(fig), name

@@ -70,8 +70,10 @@ def one(obj: dict) -> dict:
 
 def test_object_list_and_json_lines_files(tmp_path):
     res = tmp_path / "results"
-    write(res / "daily_reflection_2025-11-05T06-00-00.json",
-          {"task_id": "daily_reflection", "started_at": T0, "success": True})  # fmt: skip
+    write(
+        res / "daily_reflection_2025-11-05T06-00-00.json",
+        {"task_id": "daily_reflection", "started_at": T0, "success": True},
+    )
     write(res / "batch.json", [{"name": "a", "timestamp": T0}, {"name": "b", "timestamp": T0}])
     write(
         res / "deep" / "log.jsonl",
@@ -203,8 +205,10 @@ def test_timestamps_with_zone_or_epoch(value, expected):
 
 def test_zoneless_timestamp_is_utc_and_counted(tmp_path):
     res = tmp_path / "r"
-    write(res / "a.json", {"name": "a", "started_at": "2025-11-05 06:00:00",
-                           "ended_at": "2025-11-05T06:00:01"})  # fmt: skip
+    write(
+        res / "a.json",
+        {"name": "a", "started_at": "2025-11-05 06:00:00", "ended_at": "2025-11-05T06:00:01"},
+    )
     db = tmp_path / "t.db"
     result = run("backfill", res, "--db", db)
     assert result.exit_code == 0
@@ -213,8 +217,11 @@ def test_zoneless_timestamp_is_utc_and_counted(tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.datetimes(min_value=datetime(1974, 1, 1), max_value=datetime(2200, 1, 1),
-                    timezones=st.just(UTC)))  # fmt: skip
+@given(
+    st.datetimes(
+        min_value=datetime(1974, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    )
+)
 def test_epoch_and_iso_forms_agree(when):
     # Epoch units are told apart by magnitude, which is unambiguous from March 1973 on.
     when = when.replace(microsecond=when.microsecond // 1000 * 1000)
@@ -270,15 +277,18 @@ def test_malformed_files_are_reported_and_good_files_imported(tmp_path):
 
 def test_bad_records_are_skipped_and_the_rest_of_the_file_imported(tmp_path):
     res = tmp_path / "r"
-    write(res / "list.json", [
-        {"name": "ok1", "timestamp": T0},
-        {"name": "bad", "timestamp": T0, "attempt": 0},
-        "not an object",
-        {"name": "ok2", "timestamp": T0, "status": "exploded"},
-        {"timestamp": T0},
-        {"name": "ok3", "timestamp": T0, "success": "yes"},
-        {"name": "ok4", "timestamp": T0},
-    ])  # fmt: skip
+    write(
+        res / "list.json",
+        [
+            {"name": "ok1", "timestamp": T0},
+            {"name": "bad", "timestamp": T0, "attempt": 0},
+            "not an object",
+            {"name": "ok2", "timestamp": T0, "status": "exploded"},
+            {"timestamp": T0},
+            {"name": "ok3", "timestamp": T0, "success": "yes"},
+            {"name": "ok4", "timestamp": T0},
+        ],
+    )
     write(
         res / "l.jsonl",
         '{"name": "l1", "timestamp": 1}\n{oops}\n{"name": "l2", "timestamp": "x"}\n',
@@ -318,11 +328,15 @@ def test_missing_directory_is_a_clean_error(tmp_path):
 
 def _results(res: Path, n: int = 20) -> None:
     for i in range(n):
-        write(res / f"r{i:03}.json", {
-            "task_id": f"task-{i % 3}", "started_at": f"2025-11-05T06:{i:02}:00Z",
-            "success": i % 4 != 0,
-            "error": None if i % 4 else {"type": "RuntimeError", "message": f"failure #{i}"},
-        })  # fmt: skip
+        write(
+            res / f"r{i:03}.json",
+            {
+                "task_id": f"task-{i % 3}",
+                "started_at": f"2025-11-05T06:{i:02}:00Z",
+                "success": i % 4 != 0,
+                "error": None if i % 4 else {"type": "RuntimeError", "message": f"failure #{i}"},
+            },
+        )
 
 
 def test_rerun_inserts_nothing(tmp_path):
@@ -405,10 +419,16 @@ def test_backfill_of_a_live_run_with_scheduled_at_adds_no_row(tmp_path):
     ):
         live.retrieved(3)
     res = tmp_path / "r"
-    write(res / "daily_reflection_2025-11-05T06-00-00.json", {
-        "task_id": "daily_reflection", "scheduled_at": "2025-11-05T06:00:00Z",
-        "started_at": "2025-11-05T06:00:00.731Z", "success": True, "memories_retrieved": 3,
-    })  # fmt: skip
+    write(
+        res / "daily_reflection_2025-11-05T06-00-00.json",
+        {
+            "task_id": "daily_reflection",
+            "scheduled_at": "2025-11-05T06:00:00Z",
+            "started_at": "2025-11-05T06:00:00.731Z",
+            "success": True,
+            "memories_retrieved": 3,
+        },
+    )
     result = run("backfill", res, "--db", db)
     assert result.exit_code == 0
     assert summary(result)["duplicates"] == 1
@@ -431,9 +451,26 @@ _JSON = st.recursive(
     ),
     max_leaves=6,
 )
-_KEYS = ["task_id", "id", "started_at", "ended_at", "scheduled_at", "status",
-         "success", "error", "duration_ms", "duration_s", "attempt", "memories_retrieved",
-         "files_written", "trace_id", "span_id", "attributes", "content", "pid"]  # fmt: skip
+_KEYS = [
+    "task_id",
+    "id",
+    "started_at",
+    "ended_at",
+    "scheduled_at",
+    "status",
+    "success",
+    "error",
+    "duration_ms",
+    "duration_s",
+    "attempt",
+    "memories_retrieved",
+    "files_written",
+    "trace_id",
+    "span_id",
+    "attributes",
+    "content",
+    "pid",
+]
 _TIMES = st.one_of(st.integers(), st.floats(), st.text(max_size=30), st.just(T0))
 _RECORD = st.fixed_dictionaries(
     {"name": st.text(min_size=1, max_size=8), "timestamp": _TIMES},

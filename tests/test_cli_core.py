@@ -44,11 +44,15 @@ def test_demo_is_deterministic_and_idempotent(tmp_path):
     conn = sqlite3.connect(a)
     n_runs = conn.execute("SELECT count(DISTINCT trace_id) FROM task_executions").fetchone()[0]
     assert n_runs == 500
-    statuses = dict(conn.execute("SELECT status, count(*) FROM task_executions GROUP BY status").fetchall())
+    statuses = dict(
+        conn.execute("SELECT status, count(*) FROM task_executions GROUP BY status").fetchall()
+    )
     failed_share = (statuses.get("failed", 0) + statuses.get("timeout", 0)) / sum(statuses.values())
     assert 0.03 < failed_share < 0.25
     assert conn.execute("SELECT count(*) FROM task_executions WHERE attempt > 1").fetchone()[0] > 0
-    assert conn.execute("SELECT count(DISTINCT stack_hash) FROM task_executions").fetchone()[0] >= 10
+    assert (
+        conn.execute("SELECT count(DISTINCT stack_hash) FROM task_executions").fetchone()[0] >= 10
+    )
 
 
 def test_sweep_and_prune(tmp_path):
@@ -68,5 +72,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
     assert "Traceback" not in result.output
     bad = CliRunner().invoke(cli, ["prune", str(tmp_path / "x.db"), "--older-than", "soon"])
     assert bad.exit_code == 1 and "window" in bad.output
-    naive = CliRunner().invoke(cli, ["demo", str(tmp_path / "y.db"), "--end", "2025-01-01T00:00:00"])
+    naive = CliRunner().invoke(
+        cli, ["demo", str(tmp_path / "y.db"), "--end", "2025-01-01T00:00:00"]
+    )
     assert naive.exit_code == 1 and "no zone" in naive.output

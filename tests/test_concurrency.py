@@ -33,7 +33,8 @@ BULK_FOREVER = textwrap.dedent(
     store = Store(path)
     print("ready", flush=True)
     for n in itertools.count():
-        batch = [TaskExecution(task_slug="bulk", task_id="b", started_at=t0 + timedelta(seconds=n * 1000 + i),
+        batch = [TaskExecution(task_slug="bulk", task_id="b",
+                               started_at=t0 + timedelta(seconds=n * 1000 + i),
                                content="x" * 200) for i in range(1000)]
         store.append_many(batch)
     """
@@ -46,8 +47,11 @@ def test_four_processes_lose_nothing(db_path):
 
     Store(db_path).close()
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(db_path), str(w), "2000"],
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db_path), str(w), "2000"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(4)
     ]
     for p in procs:
@@ -56,7 +60,10 @@ def test_four_processes_lose_nothing(db_path):
         assert "locked" not in err
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT count(*) FROM task_executions").fetchone()[0] == 8000
-    assert conn.execute("SELECT count(*) FROM task_executions WHERE status != 'success'").fetchone()[0] == 0
+    assert (
+        conn.execute("SELECT count(*) FROM task_executions WHERE status != 'success'").fetchone()[0]
+        == 0
+    )
     assert conn.execute("SELECT count(DISTINCT task_id) FROM task_executions").fetchone()[0] == 4
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -65,7 +72,9 @@ def test_kill_9_mid_write_leaves_whole_transactions(db_path):
     from taskexec import Store
 
     Store(db_path).append_many([])  # create
-    proc = subprocess.Popen([sys.executable, "-c", BULK_FOREVER, str(db_path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BULK_FOREVER, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     time.sleep(1.5)
     os.kill(proc.pid, signal.SIGKILL)
@@ -94,7 +103,9 @@ LOAD_EMPTY = textwrap.dedent(
 
 
 def test_kill_9_during_bulk_load_into_empty_file_is_all_or_nothing(db_path):
-    proc = subprocess.Popen([sys.executable, "-c", LOAD_EMPTY, str(db_path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOAD_EMPTY, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     time.sleep(2.0)
     os.kill(proc.pid, signal.SIGKILL)

@@ -177,8 +177,14 @@ def test_dashboard_page_and_every_chart_query(client):
             assert len(got) == 1 and chart["display"]["field"] in got[0]
         else:
             assert got, f"chart {slug} has no rows over the demo data"
-    assert "failure_rate" in rows(client, "/demo.json?_shape=objects&sql=" + quote(
-        dashboard["charts"]["failure-rate-24h"]["query"]))[0]  # fmt: skip
+    assert (
+        "failure_rate"
+        in rows(
+            client,
+            "/demo.json?_shape=objects&sql="
+            + quote(dashboard["charts"]["failure-rate-24h"]["query"]),
+        )[0]
+    )
 
 
 def test_home_page_links_to_the_dashboard(client):
@@ -316,8 +322,14 @@ def test_timeline_places_attempts_on_one_axis():
 
     def attempt(n: int, status: str, start: float, end: float | None) -> dict:
         duration = None if end is None else (end - start) * 1000
-        return {"attempt": n, "status": status, "task_slug": "t", "started_at": at(start),
-                "ended_at": None if end is None else at(end), "duration_ms": duration}  # fmt: skip
+        return {
+            "attempt": n,
+            "status": status,
+            "task_slug": "t",
+            "started_at": at(start),
+            "ended_at": None if end is None else at(end),
+            "duration_ms": duration,
+        }
 
     attempts = [
         attempt(1, "failed", 0, 2),

@@ -81,8 +81,10 @@ async def test_tools_are_listed_with_bounds_enums_and_output_schemas(db: Path) -
         assert tool.description and len(tool.description) > 200  # says when to use it
     props = tools["tasks_list"].input_schema["properties"]
     assert (props["limit"]["minimum"], props["limit"]["maximum"], props["limit"]["default"]) == (
-        1, 200, 20
-    )  # fmt: skip
+        1,
+        200,
+        20,
+    )
     status_enum = next(s["enum"] for s in props["status"]["anyOf"] if "enum" in s)
     assert status_enum == list(STATUSES)
     failed = tools["tasks_last_failed"].input_schema["properties"]["limit"]
@@ -221,18 +223,20 @@ async def test_last_failed_is_one_entry_per_run_with_group_and_outcome(db: Path)
     for f in failures:
         assert f["status"] in FAILURE_STATUSES
         attempts = sql(
-            db, "SELECT status FROM task_executions WHERE trace_id = ? ORDER BY attempt",
+            db,
+            "SELECT status FROM task_executions WHERE trace_id = ? ORDER BY attempt",
             f["trace_id"],
-        )  # fmt: skip
+        )
         assert f["run"]["final_status"] == attempts[-1][0]
         assert f["run"]["attempts"] == len(attempts)
         assert f["failed_attempts"] == sum(s in FAILURE_STATUSES for (s,) in attempts)
         group = f["error_group"]
         if group:
             n, first = sql(
-                db, "SELECT count(*), min(started_at) FROM task_executions WHERE stack_hash = ?",
+                db,
+                "SELECT count(*), min(started_at) FROM task_executions WHERE stack_hash = ?",
                 group["stack_hash"],
-            )[0]  # fmt: skip
+            )[0]
             assert (group["occurrences"], group["first_seen"]) == (n, first)
             age = datetime.fromisoformat(f["started_at"]) - datetime.fromisoformat(first)
             assert group["is_new"] == (age < timedelta(hours=24))
@@ -320,8 +324,11 @@ async def test_until_before_since(db: Path) -> None:
 
 async def test_missing_and_foreign_databases(tmp_path: Path) -> None:
     missing = tmp_path / "missing.db"
-    for tool, args in (("tasks_list", {}), ("tasks_last_failed", {}),
-                       ("tasks_by_trace", {"trace_id": "ab" * 16})):  # fmt: skip
+    for tool, args in (
+        ("tasks_list", {}),
+        ("tasks_last_failed", {}),
+        ("tasks_by_trace", {"trace_id": "ab" * 16}),
+    ):
         message = await error(missing, tool, **args)
         assert "no database at" in message and "taskexec demo" in message
     assert not missing.exists()  # reading never creates the file

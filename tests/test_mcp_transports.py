@@ -113,8 +113,11 @@ def test_missing_database_is_one_line_at_startup(tmp_path: Path) -> None:
         missing = tmp_path / "missing.db"
         proc = subprocess.run(
             [script("taskexec"), "mcp", str(missing), *extra],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.returncode == 1
         assert proc.stderr.strip().splitlines() == [
             f"Error: no database at {missing}; create one with `taskexec init {missing}` "
@@ -137,8 +140,18 @@ async def test_datasette_mcp_endpoint(demo_db: Path, tmp_path: Path) -> None:
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps({"databases": {"secret": {"allow": {"id": "root"}}}}))
     port = free_port()
-    args = [script("datasette"), "serve", str(demo), str(other), str(secret), str(plain),
-            "--port", str(port), "--metadata", str(metadata)]  # fmt: skip
+    args = [
+        script("datasette"),
+        "serve",
+        str(demo),
+        str(other),
+        str(secret),
+        str(plain),
+        "--port",
+        str(port),
+        "--metadata",
+        str(metadata),
+    ]
     with serving(args, port, tmp_path / "datasette.log"), anyio.fail_after(60):
         async with Client(f"http://127.0.0.1:{port}/-/mcp", raise_exceptions=True) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}

@@ -21,7 +21,9 @@ T0 = datetime(2025, 11, 5, 6, 0, tzinfo=UTC)
 
 
 def test_defaults_and_derived_fields():
-    r = TaskExecution(task_slug="daily_reflection", started_at=T0, ended_at=T0 + timedelta(seconds=2))
+    r = TaskExecution(
+        task_slug="daily_reflection", started_at=T0, ended_at=T0 + timedelta(seconds=2)
+    )
     assert r.task_id == "daily_reflection"
     assert len(r.trace_id) == 32 and len(r.span_id) == 16
     assert r.duration_ms == 2000.0
@@ -31,7 +33,9 @@ def test_defaults_and_derived_fields():
 def test_idempotency_key_prefers_scheduled_time():
     sched = T0 - timedelta(minutes=1)
     a = TaskExecution(task_slug="x", task_id="t1", started_at=T0, scheduled_at=sched)
-    b = TaskExecution(task_slug="x", task_id="t1", started_at=T0 + timedelta(seconds=5), scheduled_at=sched)
+    b = TaskExecution(
+        task_slug="x", task_id="t1", started_at=T0 + timedelta(seconds=5), scheduled_at=sched
+    )
     c = TaskExecution(task_slug="x", task_id="t1", started_at=T0, scheduled_at=sched, attempt=2)
     assert a.idempotency_key == b.idempotency_key != c.idempotency_key
 

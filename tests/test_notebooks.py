@@ -83,8 +83,10 @@ def test_report_command_writes_html_and_pngs(demo_db, tmp_path):
     (out / "duration_trends-99.png").write_bytes(b"stale")
     result = CliRunner().invoke(cli, ["report", str(demo_db), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    charts = {n: len(chart_cells(nbformat.read(p, as_version=4))) for n, p in
-              zip(report.NOTEBOOKS, PATHS, strict=True)}  # fmt: skip
+    charts = {
+        n: len(chart_cells(nbformat.read(p, as_version=4)))
+        for n, p in zip(report.NOTEBOOKS, PATHS, strict=True)
+    }
     for name, count in charts.items():
         html = (out / f"{name}.html").read_text(encoding="utf-8")
         assert "data:image/png;base64" in html and "Traceback" not in html
@@ -123,10 +125,19 @@ def test_notebooks_command_serves_the_folder_on_localhost(demo_db):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "JUPYTER_TOKEN": "test-token"}
-    command = [sys.executable, "-m", "taskexec.cli", "notebooks", str(demo_db), "--no-browser",
-               "--port", str(port)]  # fmt: skip
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "taskexec.cli",
+        "notebooks",
+        str(demo_db),
+        "--no-browser",
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}/api/contents?token=test-token"
     try:
         deadline, listing = time.monotonic() + 60, None

@@ -75,9 +75,16 @@ def test_span_ids_are_the_recorded_ids_inside_a_surrounding_trace(exporter, rec)
     assert task.attributes["taskexec.idempotency_key"] == row["idempotency_key"]
     assert task.attributes["taskexec.memories_retrieved"] == 3
     assert json.loads(task.attributes["taskexec.attributes"]) == {"k": "v"}
-    assert task.start_time == int(
-        (datetime.fromisoformat(row["started_at"]) - datetime(1970, 1, 1, tzinfo=UTC))
-        .total_seconds() * 1e6) * 1000  # fmt: skip
+    assert (
+        task.start_time
+        == int(
+            (
+                datetime.fromisoformat(row["started_at"]) - datetime(1970, 1, 1, tzinfo=UTC)
+            ).total_seconds()
+            * 1e6
+        )
+        * 1000
+    )
     assert trace.get_current_span() is trace.INVALID_SPAN  # the context was restored
 
 
@@ -144,13 +151,24 @@ def test_live_span_through_otlp_json_reproduces_the_row(exporter, rec, tmp_path)
     (span,) = exporter.get_finished_spans()
     trace_id, span_id, parent = hex_ids(span)
     otlp_span = {
-        "traceId": trace_id, "spanId": span_id, "parentSpanId": parent or "", "name": span.name,
-        "kind": 1, "startTimeUnixNano": str(span.start_time), "endTimeUnixNano": str(span.end_time),
+        "traceId": trace_id,
+        "spanId": span_id,
+        "parentSpanId": parent or "",
+        "name": span.name,
+        "kind": 1,
+        "startTimeUnixNano": str(span.start_time),
+        "endTimeUnixNano": str(span.end_time),
         "attributes": encode_attributes(dict(span.attributes)),
-        "events": [{"name": e.name, "timeUnixNano": str(e.timestamp),
-                    "attributes": encode_attributes(dict(e.attributes))} for e in span.events],
+        "events": [
+            {
+                "name": e.name,
+                "timeUnixNano": str(e.timestamp),
+                "attributes": encode_attributes(dict(e.attributes)),
+            }
+            for e in span.events
+        ],
         "status": {"code": 2, "message": span.status.description},
-    }  # fmt: skip
+    }
     path = tmp_path / "collector.json"
     path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [otlp_span]}]}]}))
     from taskexec.otlp import import_files

@@ -48,68 +48,85 @@ def kv(key: str, **value) -> dict:
 def spec_document() -> dict:
     """Three spans as an OpenTelemetry SDK + Collector would send them (plus one HTTP span)."""
     return {
-        "resourceSpans": [{
-            "resource": {"attributes": [
-                kv("service.name", stringValue="scheduler"),
-                kv("host.name", stringValue="worker-7"),
-                kv("process.pid", intValue="4242"),
-            ]},
-            "scopeSpans": [{
-                "scope": {"name": "my.scheduler", "version": "1.0"},
-                "spans": [
-                    {   # a failed task run written by another SDK: status ERROR + exception event
-                        "traceId": TRACE,
-                        "spanId": "EEE19B7EC3C1B174",
-                        "parentSpanId": "",
-                        "name": "nightly_export",
-                        "kind": 1,
-                        "startTimeUnixNano": str(START),
-                        "endTimeUnixNano": str(START + 1_500_000_000),
-                        "attributes": [
-                            kv("taskexec.task_slug", stringValue="nightly_export"),
-                            kv("taskexec.task_id", stringValue="export-v2"),
-                            kv("taskexec.attempt", intValue="2"),
-                            kv("rows.exported", intValue=17),
-                            kv("dry", boolValue=False),
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [
+                        kv("service.name", stringValue="scheduler"),
+                        kv("host.name", stringValue="worker-7"),
+                        kv("process.pid", intValue="4242"),
+                    ]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "my.scheduler", "version": "1.0"},
+                        "spans": [
+                            {  # a failed run written by another SDK: status ERROR + exception event
+                                "traceId": TRACE,
+                                "spanId": "EEE19B7EC3C1B174",
+                                "parentSpanId": "",
+                                "name": "nightly_export",
+                                "kind": 1,
+                                "startTimeUnixNano": str(START),
+                                "endTimeUnixNano": str(START + 1_500_000_000),
+                                "attributes": [
+                                    kv("taskexec.task_slug", stringValue="nightly_export"),
+                                    kv("taskexec.task_id", stringValue="export-v2"),
+                                    kv("taskexec.attempt", intValue="2"),
+                                    kv("rows.exported", intValue=17),
+                                    kv("dry", boolValue=False),
+                                ],
+                                "events": [
+                                    {
+                                        "timeUnixNano": str(START + 1_400_000_000),
+                                        "name": "exception",
+                                        "attributes": [
+                                            kv("exception.type", stringValue="ConnectionError"),
+                                            kv(
+                                                "exception.message",
+                                                stringValue="db down for ops@example.com",
+                                            ),
+                                            kv(
+                                                "exception.stacktrace",
+                                                stringValue=(
+                                                    "Traceback (most recent call last):\n"
+                                                    '  File "/srv/app/export.py", line 3, in run\n'
+                                                    "ConnectionError: db down"
+                                                ),
+                                            ),
+                                        ],
+                                    }
+                                ],
+                                "status": {"code": 2, "message": "db down"},
+                            },
+                            {  # times as JSON numbers, semantic-convention task name, status OK
+                                "traceId": TRACE.lower(),
+                                "spanId": "00f067aa0ba902b7",
+                                "parentSpanId": "EEE19B7EC3C1B174",
+                                "name": "lint",
+                                "kind": 1,
+                                "startTimeUnixNano": START + 2_000_000_000,
+                                "endTimeUnixNano": START + 2_250_000_000,
+                                "attributes": [
+                                    kv("cicd.pipeline.task.name", stringValue="go-lint")
+                                ],
+                                "status": {"code": 1},
+                            },
+                            {  # not a task execution: no task attribute
+                                "traceId": TRACE,
+                                "spanId": "1111111111111111",
+                                "name": "GET /health",
+                                "kind": 2,
+                                "startTimeUnixNano": str(START),
+                                "endTimeUnixNano": str(START + 1000),
+                                "attributes": [kv("http.request.method", stringValue="GET")],
+                            },
                         ],
-                        "events": [{
-                            "timeUnixNano": str(START + 1_400_000_000),
-                            "name": "exception",
-                            "attributes": [
-                                kv("exception.type", stringValue="ConnectionError"),
-                                kv("exception.message", stringValue="db down for ops@example.com"),
-                                kv("exception.stacktrace", stringValue=(
-                                    "Traceback (most recent call last):\n"
-                                    '  File "/srv/app/export.py", line 3, in run\n'
-                                    "ConnectionError: db down")),
-                            ],
-                        }],
-                        "status": {"code": 2, "message": "db down"},
-                    },
-                    {   # times as JSON numbers, semantic-convention task name, status OK
-                        "traceId": TRACE.lower(),
-                        "spanId": "00f067aa0ba902b7",
-                        "parentSpanId": "EEE19B7EC3C1B174",
-                        "name": "lint",
-                        "kind": 1,
-                        "startTimeUnixNano": START + 2_000_000_000,
-                        "endTimeUnixNano": START + 2_250_000_000,
-                        "attributes": [kv("cicd.pipeline.task.name", stringValue="go-lint")],
-                        "status": {"code": 1},
-                    },
-                    {   # not a task execution: no task attribute
-                        "traceId": TRACE,
-                        "spanId": "1111111111111111",
-                        "name": "GET /health",
-                        "kind": 2,
-                        "startTimeUnixNano": str(START),
-                        "endTimeUnixNano": str(START + 1000),
-                        "attributes": [kv("http.request.method", stringValue="GET")],
-                    },
+                    }
                 ],
-            }],
-        }]
-    }  # fmt: skip
+            }
+        ]
+    }
 
 
 def test_import_of_a_spec_conformant_document(tmp_path):
@@ -238,7 +255,7 @@ def _rich_records() -> list[TaskExecution]:
         started_at=t,
         error_message="no end was recorded",
     )
-    return [first, retry, running, cancelled, abandoned]  # fmt: skip
+    return [first, retry, running, cancelled, abandoned]
 
 
 def test_export_then_import_reproduces_the_rows(tmp_path):
@@ -274,9 +291,13 @@ def test_export_since_and_statuses(tmp_path):
     with Store(db) as store:
         store.append_many(_rich_records())
     result = run("export-otlp", "--db", db, "--since", "2025-11-05T06:00:30Z")
-    spans = [s for line in result.stdout.splitlines()
-             for r in json.loads(line)["resourceSpans"] for sc in r["scopeSpans"]
-             for s in sc["spans"]]  # fmt: skip
+    spans = [
+        s
+        for line in result.stdout.splitlines()
+        for r in json.loads(line)["resourceSpans"]
+        for sc in r["scopeSpans"]
+        for s in sc["spans"]
+    ]
     assert [s["name"] for s in spans] == ["digest"]  # only the retry started after the cutoff
     everything = run("export-otlp", "--db", db).stdout
     by_status = {}
@@ -292,8 +313,10 @@ def test_export_since_and_statuses(tmp_path):
     (event,) = by_status["timeout"]["events"]
     assert event["name"] == "exception"
     assert {a["key"] for a in event["attributes"]} == {
-        "exception.type", "exception.message", "exception.stacktrace"
-    }  # fmt: skip
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+    }
 
 
 def test_any_value_round_trip():
@@ -318,11 +341,13 @@ _SPAN = st.fixed_dictionaries(
         "startTimeUnixNano": st.integers() | st.text(max_size=25) | _ANY,
         "endTimeUnixNano": st.integers() | _ANY,
         "status": st.fixed_dictionaries({}, optional={"code": _ANY, "message": _ANY}) | _ANY,
-        "events": st.lists(st.fixed_dictionaries({"name": st.just("exception")},
-                                                 optional={"attributes": _ANY}), max_size=2),
+        "events": st.lists(
+            st.fixed_dictionaries({"name": st.just("exception")}, optional={"attributes": _ANY}),
+            max_size=2,
+        ),
         "name": _ANY,
     },
-)  # fmt: skip
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -142,9 +142,15 @@ def test_bad_arguments_raise_clear_errors(rec):
         pass
     with pytest.raises(InvalidRecord, match="attempt"), rec.track("x", attempt=0):
         pass
-    with pytest.raises(InvalidRecord, match="scheduled_at"), rec.track("x", scheduled_at=datetime(2025, 1, 1)):
+    with (
+        pytest.raises(InvalidRecord, match="scheduled_at"),
+        rec.track("x", scheduled_at=datetime(2025, 1, 1)),
+    ):
         pass
-    with pytest.raises(InvalidRecord, match="attributes"), rec.track("x", attributes={"f": object()}):
+    with (
+        pytest.raises(InvalidRecord, match="attributes"),
+        rec.track("x", attributes={"f": object()}),
+    ):
         pass
     with pytest.raises(InvalidRecord, match="retries"):
         rec.task("x", retries=-1)

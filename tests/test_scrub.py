@@ -56,8 +56,13 @@ def _plausible_ip6(text: str) -> bool:
 
 @st.composite
 def ipv6s(draw: st.DrawFn) -> str:
-    groups = draw(st.lists(st.sampled_from([0, 0, 1, 0xFE80, 0xDB8]) | st.integers(0, 0xFFFF),
-                           min_size=8, max_size=8))  # fmt: skip
+    groups = draw(
+        st.lists(
+            st.sampled_from([0, 0, 1, 0xFE80, 0xDB8]) | st.integers(0, 0xFFFF),
+            min_size=8,
+            max_size=8,
+        )
+    )
     addr = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
     form = draw(st.sampled_from(["compressed", "exploded", "upper", "zone", "mapped"]))
     if form == "mapped":
@@ -72,8 +77,11 @@ def ipv6s(draw: st.DrawFn) -> str:
     return text
 
 
-uuids = st.builds(lambda n, up: str(uuid.UUID(int=n)).upper() if up else str(uuid.UUID(int=n)),
-                  st.integers(0, 2**128 - 1), st.booleans())  # fmt: skip
+uuids = st.builds(
+    lambda n, up: str(uuid.UUID(int=n)).upper() if up else str(uuid.UUID(int=n)),
+    st.integers(0, 2**128 - 1),
+    st.booleans(),
+)
 
 
 def _plant(prefix: str, value: str, suffix: str) -> str:
@@ -170,7 +178,7 @@ def test_idempotent(text: str) -> None:
         ("version 1.2.3 in /usr/lib/python3.11/json/decoder.py line 12", None),
         ("@functools.wraps(fn) and a @ b.T", None),
     ],
-)  # fmt: skip
+)
 def test_examples(text: str, expected: str | None) -> None:
     assert scrub_text(text) == (text if expected is None else expected)
 

@@ -161,9 +161,18 @@ def test_different_bugs_hash_differently(load: Callable[[str, str], ModuleType])
 
 @pytest.mark.parametrize(
     ("name", "arg"),
-    [("handle", "bad"), ("handle", "{"), ("wrapped", "bad"), ("context", "bad"),
-     ("suppressed", "bad"), ("recurse", 5), ("recurse", 50), ("ping", 7), ("group", "bad")],
-)  # fmt: skip
+    [
+        ("handle", "bad"),
+        ("handle", "{"),
+        ("wrapped", "bad"),
+        ("context", "bad"),
+        ("suppressed", "bad"),
+        ("recurse", 5),
+        ("recurse", 50),
+        ("ping", 7),
+        ("group", "bad"),
+    ],
+)
 def test_live_equals_text(load: Callable[[str, str], ModuleType], name: str, arg: Any) -> None:
     exc = catch(getattr(load("v1", BUG_SOURCE), name), arg)
     live = stack_hash_from_exception(exc)
@@ -237,11 +246,14 @@ def test_text_paths_and_library_frames() -> None:
     same = [
         _trace(("/srv/releases/2/app/jobs.py", "run")),
         _trace(("C:\\deploy\\app\\Jobs.py", "run")),
-        _trace(("<frozen runpy>", "_run_module_as_main"), ("/app/jobs.py", "run"),
-               ("/venv/lib/python3.12/site-packages/click/core.py", "invoke"),
-               ("/usr/lib/python3/dist-packages/x/y.py", "z"),
-               ("/usr/lib/python3.11/concurrent/futures/thread.py", "run")),
-    ]  # fmt: skip
+        _trace(
+            ("<frozen runpy>", "_run_module_as_main"),
+            ("/app/jobs.py", "run"),
+            ("/venv/lib/python3.12/site-packages/click/core.py", "invoke"),
+            ("/usr/lib/python3/dist-packages/x/y.py", "z"),
+            ("/usr/lib/python3.11/concurrent/futures/thread.py", "run"),
+        ),
+    ]
     assert all(stack_hash_from_text(None, text) == base for text in same)
     assert stack_hash_from_text(None, _trace(("/app/jobs.py", "start"))) != base
     assert stack_hash_from_text(None, _trace(("/app/tasks.py", "run"))) != base
@@ -272,10 +284,14 @@ def test_deterministic_across_processes() -> None:
         "print(h(None, sys.stdin.read()))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], input=text, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONHASHSEED": "12345", "PATH": ""},
         cwd=Path(__file__).resolve().parents[1],
-    )  # fmt: skip
+    )
     assert out.stdout.strip() == stack_hash_from_text(None, text)
 
 

@@ -124,8 +124,12 @@ def test_bulk_load_groups_match_incremental(tmp_path):
 
 
 def test_pii_is_scrubbed_before_disk(store, db_path):
-    r = failing(1, message="user bob@example.com from 10.1.2.3",
-                content="mailed alice@example.org", attributes={"ip": "192.168.0.7"})  # fmt: skip
+    r = failing(
+        1,
+        message="user bob@example.com from 10.1.2.3",
+        content="mailed alice@example.org",
+        attributes={"ip": "192.168.0.7"},
+    )
     store.append(r)
     raw = db_path.read_bytes() + (db_path.parent / (db_path.name + "-wal")).read_bytes()
     for secret in (b"bob@example.com", b"10.1.2.3", b"alice@example.org", b"192.168.0.7"):
@@ -138,8 +142,14 @@ def test_pii_is_scrubbed_before_disk(store, db_path):
 def test_reads(store):
     trace = new_trace_id()
     first = failing(1, trace_id=trace, task_slug="sync_inbox", task_id="task_011")
-    second = rec(2, trace_id=trace, attempt=2, retry_of=first.span_id,
-                 task_slug="sync_inbox", task_id="task_011")  # fmt: skip
+    second = rec(
+        2,
+        trace_id=trace,
+        attempt=2,
+        retry_of=first.span_id,
+        task_slug="sync_inbox",
+        task_id="task_011",
+    )
     store.append_many([rec(0), first, second])
     attempts = store.trace(trace)
     assert [a["attempt"] for a in attempts] == [1, 2]
@@ -255,6 +265,36 @@ def test_bulk_batches_into_populated_table_keep_fts_exact(store):
     assert "te_fts_ai" in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     # The trigger is back: a single append is indexed too.
     store.append(rec(900, content="lonely zucchini"))
-    assert conn.execute(
-        "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH 'zucchini'"
-    ).fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH 'zucchini'"
+        ).fetchone()[0]
+        == 1
+    )
+
+
+def test_rows_without_text_stay_out_of_fts_and_it_stays_consistent(store):
+    now = datetime.now(UTC)
+    quiet = TaskExecution(task_slug="x", started_at=now - timedelta(days=200), status="running")
+    later = TaskExecution(task_slug="x", started_at=now, status="running")
+    store.start(quiet)
+    store.start(later)
+    conn = store.conn
+    fts_rows = "SELECT count(*) FROM task_executions_fts_docsize"
+    assert conn.execute(fts_rows).fetchone()[0] == 0  # running rows with no text: not indexed
+    store.finish(
+        later.span_id,
+        status="failed",
+        ended_at=now,
+        duration_ms=1.0,
+        error_type="KeyError",
+        error_message="'marmalade'",
+    )
+    assert store.sweep(older_than=3600) == 1  # writes an explanation on the quiet row
+    assert conn.execute(fts_rows).fetchone()[0] == 2
+    hit = "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH ?"
+    assert conn.execute(hit, ("marmalade",)).fetchone()[0] == 1
+    assert conn.execute(hit, ("worker",)).fetchone()[0] == 1
+    store.prune(now - timedelta(days=90))
+    assert conn.execute(fts_rows).fetchone()[0] == 1
+    conn.execute("INSERT INTO task_executions_fts (task_executions_fts) VALUES ('integrity-check')")

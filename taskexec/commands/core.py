@@ -24,13 +24,27 @@ def init(db: str) -> None:
 
 @click.command()
 @db_argument
-@click.option("--runs", default=20_000, show_default=True, type=click.IntRange(1, 10_000_000),
-              help="Logical runs to generate (retries add attempts).")  # fmt: skip
-@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650),
-              help="Days of history, ending at the anchor.")  # fmt: skip
+@click.option(
+    "--runs",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="Logical runs to generate (retries add attempts).",
+)
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3650),
+    help="Days of history, ending at the anchor.",
+)
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed.")
-@click.option("--end", default=None, help="Anchor (ISO-8601 with zone). Default: the anchor "
-              "this seed used before in DB, else now floored to the hour.")  # fmt: skip
+@click.option(
+    "--end",
+    default=None,
+    help="Anchor (ISO-8601 with zone). Default: the anchor "
+    "this seed used before in DB, else now floored to the hour.",
+)
 @friendly_errors
 def demo(db: str, runs: int, days: int, seed: int, end: str | None) -> None:
     """Fill DB with realistic synthetic history (same seed and anchor: same rows).
@@ -57,8 +71,12 @@ def demo(db: str, runs: int, days: int, seed: int, end: str | None) -> None:
 
 @click.command()
 @db_argument
-@click.option("--older-than", default="1h", show_default=True,
-              help="How long a run may stay 'running' before it counts as abandoned.")  # fmt: skip
+@click.option(
+    "--older-than",
+    default="1h",
+    show_default=True,
+    help="How long a run may stay 'running' before it counts as abandoned.",
+)
 @friendly_errors
 def sweep(db: str, older_than: str) -> None:
     """Mark runs still 'running' after --older-than as 'abandoned' (their worker died)."""

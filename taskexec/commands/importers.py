@@ -149,8 +149,13 @@ def export_otlp(db: str, since: str | None) -> None:
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--into", "into", required=True, type=click.Path(dir_okay=False),
-              help="Target database (created if missing).")  # fmt: skip
+@click.option(
+    "--into",
+    "into",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Target database (created if missing).",
+)
 @friendly_errors
 def merge(sources: tuple[str, ...], into: str) -> None:
     """Merge other taskexec databases (e.g. one per host) SOURCES into --into, idempotently.

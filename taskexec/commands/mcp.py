@@ -19,8 +19,13 @@ HOST = "127.0.0.1"
 @click.option(
     "--http", "http", is_flag=True, help=f"Serve streamable HTTP on {HOST} instead of stdio."
 )
-@click.option("--port", default=8002, show_default=True, type=click.IntRange(1, 65535),
-              help="Port for --http.")  # fmt: skip
+@click.option(
+    "--port",
+    default=8002,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port for --http.",
+)
 @friendly_errors
 def mcp(db: str, http: bool, port: int) -> None:
     """Answer AI assistants over MCP: tasks_last_failed, tasks_by_trace, tasks_list.

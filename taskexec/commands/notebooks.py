@@ -21,10 +21,19 @@ notebooks_option = click.option(
 
 @click.command()
 @db_argument
-@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the HTML reports and PNGs.")  # fmt: skip
-@click.option("--window", default=None, metavar="WINDOW",
-              help="Window back from the newest row, e.g. 7d, 30d (default: 14d).")  # fmt: skip
+@click.option(
+    "--out",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the HTML reports and PNGs.",
+)
+@click.option(
+    "--window",
+    default=None,
+    metavar="WINDOW",
+    help="Window back from the newest row, e.g. 7d, 30d (default: 14d).",
+)
 @notebooks_option
 @friendly_errors
 def report(db: str, out: str, window: str | None, folder: str | None) -> None:
@@ -40,8 +49,13 @@ def report(db: str, out: str, window: str | None, folder: str | None) -> None:
 
 @click.command()
 @db_argument
-@click.option("--port", default=8888, show_default=True, type=click.IntRange(1, 65535),
-              help="Port for JupyterLab on 127.0.0.1.")  # fmt: skip
+@click.option(
+    "--port",
+    default=8888,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port for JupyterLab on 127.0.0.1.",
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
 @notebooks_option
 @friendly_errors

@@ -31,8 +31,14 @@ def list_probes(show_sql: bool) -> None:
 @click.command("probe")
 @click.argument("name")
 @db_option
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
-              help="A named parameter, e.g. --param since=24h. Repeatable.")  # fmt: skip
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A named parameter, e.g. --param since=24h. Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON instead of a table.")
 @friendly_errors
 def run_probe(name: str, db: str, params: tuple[str, ...], as_json: bool) -> None:

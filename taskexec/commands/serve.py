@@ -42,8 +42,13 @@ def metadata(database: str) -> None:
 
 @click.command()
 @db_argument
-@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
-              help="Port on 127.0.0.1.")  # fmt: skip
+@click.option(
+    "--port",
+    default=8001,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port on 127.0.0.1.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in a browser.")
 @friendly_errors
 def serve(db: str, port: int, open_browser: bool) -> None:

@@ -52,8 +52,9 @@ class Probe:
         unknown = set(values) - {p.name for p in self.params}
         if unknown:
             known = ", ".join(p.name for p in self.params) or "none"
-            raise BadInput(f"probe {self.name}", f"unknown parameter(s) {sorted(unknown)}; "
-                           f"it takes: {known}")  # fmt: skip
+            raise BadInput(
+                f"probe {self.name}", f"unknown parameter(s) {sorted(unknown)}; it takes: {known}"
+            )
         return {p.name: values.get(p.name) for p in self.params}
 
 

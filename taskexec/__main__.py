@@ -1,0 +1,5 @@
+"""``python -m taskexec`` runs the CLI."""
+
+from .cli import cli
+
+cli()
