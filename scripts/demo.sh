@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The demo: install, build a demo database (20,000 runs over 30 days), serve it on 127.0.0.1:8001.
+# The demo: install, build a fresh demo database (20,000 runs over the last 30 days, so the
+# dashboard's "last 24 h" has data), and serve it with Datasette on http://127.0.0.1:8001.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh all
-.venv/bin/taskexec demo "${DEMO_DB:-demo.db}" --runs "${RUNS:-20000}"
-exec .venv/bin/taskexec serve "${DEMO_DB:-demo.db}" --port "${PORT:-8001}" "$@"
+db="${DEMO_DB:-demo.db}"
+rm -f "$db" "$db-wal" "$db-shm"
+.venv/bin/taskexec demo "$db" --runs "${RUNS:-20000}"
+exec .venv/bin/taskexec serve "$db" --port "${PORT:-8001}" "$@"

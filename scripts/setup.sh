@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 extras="${1:-all}"
 py="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 stamp=".venv/.installed-$extras"
+# [dev] includes [all]: a test setup serves the demo too.
+if [ "$extras" = all ] && [ -f .venv/.installed-dev ] && [ ! pyproject.toml -nt .venv/.installed-dev ]; then
+  exit 0
+fi
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi

@@ -623,8 +623,8 @@ def _batches(records: Iterable[TaskExecution], size: int) -> Iterator[list[TaskE
 
 
 def _analyze(conn: sqlite3.Connection) -> None:
-    """Refresh planner statistics from a sample (exact ANALYZE costs seconds at 1M rows)."""
-    conn.execute("PRAGMA analysis_limit = 1000")
+    """Refresh planner statistics over every row. A sampled ANALYZE (analysis_limit) saves two
+    seconds at 1M rows but misjudged the status index and made "recent failures" 80x slower."""
     conn.execute("ANALYZE")
 
 
