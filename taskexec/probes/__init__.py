@@ -9,7 +9,9 @@ Each file starts with ``--`` header lines::
 
 (``| value`` is the default the parameter shows in forms). The SQL treats a NULL or empty
 parameter as "use the default", so every file runs unchanged in the sqlite3 shell, in Datasette
-and from Python.
+and from Python. That is also why each windowed probe repeats the small ``w`` CTE that turns
+``:since`` (``7d``, ``24h`` or an ISO time) into a timestamp: SQLite has no includes, and a
+probe that needs a preprocessor would no longer paste into the shell.
 """
 
 from __future__ import annotations
