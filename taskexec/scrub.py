@@ -14,6 +14,7 @@ is idempotent. Trace/span ids, hex digests, timestamps, times, 3-part versions a
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
@@ -120,8 +121,8 @@ def scrub_value(v: Any) -> Any:
     """Recursively scrub a JSON-like value: strings scrubbed, lists/tuples -> lists, dict values."""
     if isinstance(v, str):
         return scrub_text(v)
-    if isinstance(v, list | tuple):
+    if isinstance(v, (list, tuple)):  # noqa: UP038 - the tuple form is the faster check
         return [scrub_value(x) for x in v]
-    if isinstance(v, dict):
+    if isinstance(v, Mapping):
         return {k: scrub_value(x) for k, x in v.items()}
     return v

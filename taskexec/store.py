@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -122,13 +122,48 @@ def _retry(fn: Callable[..., T], *args: Any) -> T:
     return retrying(fn, *args)
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _json_encoder() -> Callable[[Any], str]:
+    """Compact JSON text of a list or dict; the C encoder called directly when there is one
+    (the ``json.dumps`` wrapper costs more than encoding the small values records hold)."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    try:
+        # No circular-reference markers: records are checked to be JSON at construction, and a
+        # shared markers dict would not be safe across recording threads.
+        one_shot = make(
+            None,
+            encoder.default,
+            json.encoder.encode_basestring,
+            None,
+            ":",
+            ",",
+            False,
+            False,
+            True,
+        )
+        if "".join(one_shot({"a": [1.5, None]}, 0)) != '{"a":[1.5,null]}':
+            return encoder.encode
+    except TypeError:  # another Python's signature
+        return encoder.encode
+    return lambda value: "".join(one_shot(value, 0))
+
+
+_ENCODE = _json_encoder()
 
 
 def _dump(value: Any) -> str | None:
     if not value:
         return None
     return _ENCODE(value if not isinstance(value, tuple) else list(value))
+
+
+def _ts(value: datetime) -> str:
+    """format_ts for a record's already-validated aware datetimes (the bulk path's hot spot)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def record_row(record: TaskExecution, created_at: str) -> tuple[Any, ...]:
@@ -138,6 +173,7 @@ def record_row(record: TaskExecution, created_at: str) -> tuple[Any, ...]:
     stack_hash = record.stack_hash
     if stack_hash is None and (record.error_type or stack):
         stack_hash = stack_hash_from_text(record.error_type, stack, message)
+    scheduled, ended, attributes = record.scheduled_at, record.ended_at, record.attributes
     return (
         record.span_id,
         record.trace_id,
@@ -152,9 +188,9 @@ def record_row(record: TaskExecution, created_at: str) -> tuple[Any, ...]:
         message,
         stack,
         stack_hash,
-        format_ts(record.scheduled_at) if record.scheduled_at else None,
-        format_ts(record.started_at),
-        format_ts(record.ended_at) if record.ended_at else None,
+        _ts(scheduled) if scheduled else None,
+        _ts(record.started_at),
+        _ts(ended) if ended else None,
         record.duration_ms,
         record.memories_retrieved,
         _dump(scrub_value(record.retrieval_sources)) if record.retrieval_sources else None,
@@ -165,7 +201,7 @@ def record_row(record: TaskExecution, created_at: str) -> tuple[Any, ...]:
         scrub_text(record.host),
         record.pid,
         scrub_text(record.content),
-        _dump(scrub_value(dict(record.attributes))) if record.attributes else None,
+        _dump(scrub_value(attributes)) if attributes else None,
         created_at,
     )
 
@@ -374,15 +410,25 @@ class Store:
         return True
 
     def append_many(
-        self, records: Iterable[TaskExecution], *, batch_size: int = 10_000
+        self,
+        records: Iterable[TaskExecution],
+        *,
+        batch_size: int = 10_000,
+        workers: int | None = None,
     ) -> BulkResult:
-        """Bulk-insert records idempotently in batched transactions; returns the counts.
+        """Bulk-insert records idempotently; returns the counts of inserted and duplicate rows.
 
-        Into an empty table, indexes and full-text triggers are dropped for the load and rebuilt
-        once at the end, all in one transaction (about twice as fast, and all-or-nothing).
+        Into an empty table the indexes and full-text triggers are dropped for the load and
+        rebuilt once at the end, all in one transaction, and rows are prepared by up to
+        ``workers`` processes (default: the CPUs, when forking is safe; see ``bulkload``).
+        Otherwise records go in batched transactions of ``batch_size``.
         """
         if self.conn.execute("SELECT 1 FROM task_executions LIMIT 1").fetchone() is None:
-            return self._load_empty(records)
+            from .bulkload import load_into_empty
+
+            result = load_into_empty(self, records, workers)
+            _analyze(self.conn)
+            return result
         total = BulkResult()
         for batch in _batches(records, batch_size):
             total += self._append_batch(batch)
@@ -409,50 +455,11 @@ class Store:
             _touch_groups(conn, conn.execute(_ERROR_ROWS, (before,)).fetchall())
         return BulkResult(inserted, len(rows) - inserted)
 
-    def _load_empty(self, records: Iterable[TaskExecution]) -> BulkResult:
-        created = format_ts(utcnow())
-        keys: set[str] = set()
-        spans: set[str] = set()
-        duplicates = inserted = 0
-        # A rollback journal writes each page once (WAL would write it to the log, then again at
-        # checkpoint) and, the table being empty, journals almost nothing. Only possible when no
-        # other connection has the file open; otherwise the load simply stays in WAL mode.
-        switched = self._try_journal_mode("delete")
-        try:
-            with self.transaction() as conn:
-                # 1 GiB of page cache: each index build re-reads the table from memory.
-                conn.execute("PRAGMA cache_size = -1048576")
-                for name in (*migrations.INDEXES, *migrations.FTS_TRIGGERS):
-                    kind = "INDEX" if name in migrations.INDEXES else "TRIGGER"
-                    conn.execute(f"DROP {kind} {name}")
-                insert = _INSERT.replace(" ON CONFLICT DO NOTHING", "")
-                for batch in _batches(records, 10_000):
-                    rows = []
-                    for record in batch:
-                        if record.idempotency_key in keys or record.span_id in spans:
-                            duplicates += 1
-                            continue
-                        keys.add(record.idempotency_key)
-                        spans.add(record.span_id)
-                        rows.append(record_row(record, created))
-                    conn.executemany(insert, rows)
-                    inserted += len(rows)
-                for sql in migrations.INDEXES.values():
-                    conn.execute(sql)
-                conn.execute(migrations.FTS_FILL, (0,))
-                for sql in migrations.FTS_TRIGGERS.values():
-                    conn.execute(sql)
-                rebuild_error_groups(conn)
-                conn.execute("PRAGMA cache_size = -2000")
-        finally:
-            if switched:
-                self._try_journal_mode("wal")
-        _analyze(self.conn)
-        return BulkResult(inserted, duplicates)
-
     def _try_journal_mode(self, mode: str) -> bool:
         try:
-            return bool(self.conn.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0] == mode)
+            return bool(
+                self.conn.execute(f"PRAGMA main.journal_mode = {mode}").fetchone()[0] == mode
+            )
         except sqlite3.OperationalError:
             return False
 

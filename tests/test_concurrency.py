@@ -118,3 +118,38 @@ def test_kill_9_during_bulk_load_into_empty_file_is_all_or_nothing(db_path):
         names = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
         assert {"ux_te_idempotency_key", "te_fts_ai"} <= names  # indexes and triggers are back
         assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+LOAD_LIST = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from taskexec import Store
+    from taskexec.bulkload import default_workers
+    from taskexec.demo import generate
+    records = list(generate(runs=150_000, days=30, end=datetime(2026, 1, 1, tzinfo=UTC)))
+    store = Store(sys.argv[1])
+    print("ready", default_workers(), flush=True)
+    store.append_many(records)
+    """
+)
+
+
+def test_kill_9_during_a_parallel_bulk_load_is_all_or_nothing(db_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOAD_LIST, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    ready, workers = proc.stdout.readline().split()
+    assert ready == "ready" and int(workers) > 1  # the load forks workers
+    time.sleep(1.5)
+    os.kill(proc.pid, signal.SIGKILL)  # the workers are orphaned and finish on their own
+    proc.wait(timeout=10)
+    from taskexec import Store
+
+    with Store(db_path) as s:
+        assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert s.count_executions() == 0
+        names = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
+        assert {"ux_te_idempotency_key", "te_fts_ai"} <= names
+        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
