@@ -89,9 +89,18 @@ def _begin_write(conn: sqlite3.Connection) -> None:
         raise
 
 
+@dataclass
+class _Load:
+    """What the load transaction's body learns and tells: is the table empty, and which rows
+    (``id > fts_after``) still need full-text indexing at the end."""
+
+    empty: bool
+    fts_after: int = 0
+
+
 @contextlib.contextmanager
-def _load_transaction(store: Store, attach: Sequence[str] = ()) -> Iterator[bool]:
-    """One write transaction; yields whether the table is empty, and if so loads it index-free.
+def _load_transaction(store: Store, attach: Sequence[str] = ()) -> Iterator[_Load]:
+    """One write transaction; tells whether the table is empty, and if so loads it index-free.
 
     Into an empty table, indexes and triggers are dropped and rebuilt once before the commit.
     If another writer got rows in since the caller looked, they stay and the caller inserts by
@@ -122,14 +131,15 @@ def _load_transaction(store: Store, attach: Sequence[str] = ()) -> Iterator[bool
                         conn.execute(f"DROP INDEX {name}")
                     for name in migrations.FTS_TRIGGERS:
                         conn.execute(f"DROP TRIGGER {name}")
-                yield empty
+                load = _Load(empty)
+                yield load
                 if empty:
                     for sql in migrations.INDEXES.values():
                         conn.execute(sql)
-                    conn.execute(migrations.FTS_FILL, (0,))
+                    conn.execute(migrations.FTS_FILL, (load.fts_after,))
                     for sql in migrations.FTS_TRIGGERS.values():
                         conn.execute(sql)
-                rebuild_error_groups(conn)
+                rebuild_error_groups(conn, fresh=empty)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -155,10 +165,10 @@ def load_direct(store: Store, records: Iterable[TaskExecution]) -> BulkResult:
     created = format_ts(utcnow())
     dedupe = Dedupe(records)
     offered = inserted = 0
-    with _load_transaction(store) as empty:
+    with _load_transaction(store) as load:
         for batch in dedupe:
             offered += len(batch)
-            if empty:
+            if load.empty:
                 _write_rows(store.conn, batch, offered - len(batch) + 1, created)
                 inserted += len(batch)
             else:
@@ -240,10 +250,9 @@ def load_parallel(store: Store, records: Sequence[TaskExecution], workers: int) 
     else:
         dedupe = Dedupe(records, size=n)
         accepted, duplicates = next(iter(dedupe), []), dedupe.duplicates
-    # This process starts its part first and skips the fork, so it takes a little more.
-    first = -(-len(accepted) * 21 // (20 * workers + 1))
-    size = max(1, -(-(len(accepted) - first) // max(1, workers - 1)))
-    bounds = [0, first, *range(first + size, len(accepted), size), len(accepted)]
+    # Equal parts: this process skips the fork but also indexes its part's text while it waits.
+    size = max(1, -(-len(accepted) // workers))
+    bounds = [*range(0, len(accepted), size), len(accepted)]
     parts = [(a + 1, accepted[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
     table_sql = store.conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'task_executions'"
@@ -255,8 +264,8 @@ def load_parallel(store: Store, records: Sequence[TaskExecution], workers: int) 
         paths = [os.path.join(tmp, f"part{i}.db") for i in range(1, len(parts))]
         for path in paths:
             _scratch(path, table_sql)
-        with _load_transaction(store, paths) as empty:
-            if not empty:  # another writer got in first: insert by value, its rows win
+        with _load_transaction(store, paths) as load:
+            if not load.empty:  # another writer got in first: insert by value, its rows win
                 inserted = _insert_by_value(store.conn, accepted)
             else:
                 jobs = [
@@ -265,6 +274,10 @@ def load_parallel(store: Store, records: Sequence[TaskExecution], workers: int) 
                 ]
                 try:
                     _write_rows(store.conn, parts[0][1], 1, created)
+                    # Workers take a little longer (fork, copied pages): index this part's text
+                    # meanwhile, so the wait does some of the final work.
+                    store.conn.execute(migrations.FTS_FILL, (0,))
+                    load.fts_after = len(parts[0][1])
                     for i, job in enumerate(jobs, 1):
                         error = _wait(job)
                         if error is None:
