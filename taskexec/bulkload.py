@@ -11,6 +11,9 @@ into a scratch SQLite file; the parent then copies each file in with SQLite's ro
 has its part redone by the parent. Forking is used only where it is safe: on Linux, with more
 than one CPU, and when the process runs no other thread (a fork copies locks a thread may hold).
 A stream of records (a generator) is loaded by ``load_direct``, in this process.
+
+Loads skip SQLite's CHECK constraints (``PRAGMA ignore_check_constraints``): records are
+validated when they are built, and the checks cost about 4.5 µs a row.
 """
 
 from __future__ import annotations
@@ -123,6 +126,10 @@ def _load_transaction(store: Store, attach: Sequence[str] = ()) -> Iterator[_Loa
             _retry(_begin_write, conn)
             try:
                 empty = conn.execute("SELECT 1 FROM task_executions LIMIT 1").fetchone() is None
+                # Every record was validated when it was built (status, provenance, ids,
+                # attempt), and SQLite evaluates the table's CHECK constraints, IN lists and
+                # all, afresh for each row: about 4.5 µs of the ~11 µs an insert costs.
+                conn.execute("PRAGMA ignore_check_constraints = ON")
                 conn.execute(f"PRAGMA threads = {min(MAX_WORKERS, os.cpu_count() or 1)}")
                 conn.execute("PRAGMA main.cache_size = -4096")
                 conn.execute("PRAGMA main.cache_spill = 262144")  # pages: 1 GiB before spilling
@@ -145,6 +152,7 @@ def _load_transaction(store: Store, attach: Sequence[str] = ()) -> Iterator[_Loa
                 raise
             _retry(conn.execute, "COMMIT")
     finally:
+        conn.execute("PRAGMA ignore_check_constraints = OFF")
         conn.execute("PRAGMA threads = 0")
         conn.execute("PRAGMA main.cache_size = -2000")
         conn.execute("PRAGMA main.cache_spill = 1")
@@ -210,6 +218,7 @@ def _fork(path: str, records: Sequence[TaskExecution], first_id: int, created: s
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: no journal, no fsync
             conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("PRAGMA ignore_check_constraints = ON")  # as in _load_transaction
             conn.execute("BEGIN")
             _write_rows(conn, records, first_id, created)
             conn.execute("COMMIT")
