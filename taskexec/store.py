@@ -267,9 +267,6 @@ class Store:
 
     def _setup_writer(self, background_checkpoint: bool) -> None:
         conn = self.conn
-        # A new file gets 8 KiB pages: rows with a stack trace fit a page, index builds and bulk
-        # commits write half as many pages (must be set before the first write creates it).
-        conn.execute("PRAGMA page_size = 8192")
         if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise DatabaseError(f"{self.path}: could not switch to WAL mode")
         conn.execute("PRAGMA synchronous = NORMAL")
