@@ -1,7 +1,7 @@
 """Backfill throughput: read + validate + insert of small result files, in files per second.
 
 Writes N small JSON result files (one run each, 10% failures with a traceback, the way a
-scheduler leaves them) to a temporary directory, then times ``taskexec.backfill.backfill``:
+scheduler leaves them) to a temporary directory, then times ``taskexec.ingest.backfill.backfill``:
 
 1. into an empty database,
 2. the same files again (everything is a duplicate),
@@ -22,7 +22,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from taskexec.backfill import backfill
+from taskexec.ingest.backfill import backfill
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"

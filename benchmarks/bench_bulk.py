@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from taskexec import Store
-from taskexec.bulkload import default_workers
-from taskexec.demo import generate
-from taskexec.migrations import FTS_TRIGGERS
-from taskexec.store import COLUMNS, record_row
+from taskexec.db.bulkload import default_workers
+from taskexec.db.rows import COLUMNS, encode_record
+from taskexec.db.schema import FTS_TRIGGERS
+from taskexec.ingest.demo import generate
 
 END = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -45,7 +45,7 @@ def main() -> None:
     folder = Path(args.dir or tempfile.mkdtemp(prefix="taskexec-bulk-"))
     folder.mkdir(parents=True, exist_ok=True)
     records = list(generate(runs=args.rows, days=30, seed=7, end=END))
-    rows = [record_row(r, "2026-01-01T00:00:00.000000Z") for r in records]
+    rows = [encode_record(r, "2026-01-01T00:00:00.000000Z") for r in records]
     marks = ", ".join("?" * len(COLUMNS))
     insert = f"INSERT INTO task_executions ({', '.join(COLUMNS)}) VALUES ({marks})"
     print(

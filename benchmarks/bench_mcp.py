@@ -32,7 +32,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult
 
-from taskexec.mcp_server import build_server
+from taskexec.faces.mcp.server import build_server
 from taskexec.model import format_ts
 
 TARGET_MS = 20.0

@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 from taskexec import probes
-from taskexec.datasette_plugin import SETTINGS, make_datasette
-from taskexec.metadata import DASHBOARD
+from taskexec.faces.datasette.metadata import DASHBOARD
+from taskexec.faces.datasette.plugin import SETTINGS, make_datasette
 
 LIMIT_MS = int(SETTINGS["sql_time_limit_ms"])
 WIDE = {"since": "3650d"}

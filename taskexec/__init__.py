@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from .db import BulkResult, Store
 from .errors import BadInput, DatabaseError, InvalidRecord, TaskexecError
-from .model import STATUSES, TaskExecution, new_span_id, new_trace_id
-from .recorder import Recorder, Run
-from .store import BulkResult, Store
+from .model import STATUSES, Outcome, TaskExecution, new_span_id, new_trace_id
+from .recorder import AttemptOptions, Recorder, Run, Tracking
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "STATUSES",
+    "AttemptOptions",
+    "Outcome",
+    "Tracking",
     "BadInput",
     "BulkResult",
     "DatabaseError",

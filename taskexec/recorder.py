@@ -1,8 +1,10 @@
-"""The user-facing recording API: ``Recorder.track`` (sync and async) and ``@Recorder.task``.
+"""The user-facing recording API: ``Recorder.track`` (sync and async), ``@Recorder.task`` and
+``Recorder.start`` / ``Run.finish`` for event-driven frameworks.
 
 Each attempt is written as ``running`` when it starts and updated when it ends, so a worker that
-dies mid-task leaves a row for ``sweep`` to mark abandoned. Retries use tenacity (well kept,
-sync and async, composable wait strategies) instead of a hand-rolled loop.
+dies mid-task leaves a row for ``sweep`` to mark abandoned. Recording is fail-open: nothing here
+raises into the task, replaces its exception or waits on the database (``strict=True`` aside).
+Retries use tenacity (well kept, sync and async, composable wait strategies).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import inspect
 import logging
 import os
 import socket
-import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack
 
 from tenacity import (
     AsyncRetrying,
@@ -30,13 +32,15 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from . import otel_live
+from . import tracing
+from .db import Store, rows
+from .db.writer import DEFAULT_INTERVAL, Writer, WriterStats
 from .errors import InvalidRecord
-from .model import TaskExecution, new_span_id, new_trace_id, utcnow
+from .model import Outcome, TaskExecution, live_key, new_span_id, new_trace_id, utcnow
 from .stackhash import format_stack, qualified_type, stack_hash_from_exception
-from .store import Store
 
 log = logging.getLogger("taskexec")
+_HASH = rows.COL["stack_hash"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -52,19 +56,38 @@ def status_for(exc: BaseException | None) -> str:
     return "failed"
 
 
-class Run:
-    """One attempt in progress: lets the body attach retrieval metadata, files, attributes."""
+class AttemptOptions(TypedDict, total=False):
+    """What ``track`` and ``start`` accept besides the task's slug (all optional)."""
 
-    def __init__(self, record: TaskExecution) -> None:
+    task_id: str | None  # the task definition's id (default: the slug)
+    trace_id: str | None  # continue this logical run (default: a new trace)
+    parent_span_id: str | None  # the enclosing span, when run inside another operation
+    attempt: int  # 1 for the first try
+    retry_of: str | None  # span id of the previous attempt
+    scheduled_at: datetime | None  # when the scheduler meant it to run (aware)
+    attributes: Mapping[str, Any] | None  # anything else; JSON-unfriendly values become text
+    parents: Sequence[Any]  # input records / parent pointers
+    causes: Sequence[Any]  # upstream executions that caused this one
+    content: str | None  # a summary, full-text searchable
+
+
+class Run:
+    """One attempt in progress: the body attaches retrieval metadata, files, attributes, and an
+    event-driven caller ends it with ``finish``. No method raises into the task."""
+
+    def __init__(self, recorder: Recorder, record: TaskExecution) -> None:
         self.record = record
         self.memories_retrieved: int | None = None
         self.retrieval_sources: list[str] = []
         self.files_written: list[str] = []
-        self.attributes: dict[str, Any] = {}
-        self.content: str | None = None
+        self.attributes: dict[str, Any] = dict(record.attributes)
+        self.content: str | None = record.content
         self.status: str = "running"
+        self._recorder = recorder
         self._t0 = time.perf_counter()
-        self._live: otel_live.LiveSpan | None = None  # the OpenTelemetry span, when tracing
+        self._live: tracing.LiveSpan | None = None  # the OpenTelemetry span, when tracing
+        self._done = threading.Lock()
+        self._finished = False
 
     @property
     def span_id(self) -> str:
@@ -81,27 +104,53 @@ class Run:
     def retrieved(self, count: int, sources: Sequence[str] = ()) -> None:
         """Record that the task retrieved ``count`` memories from ``sources`` (adds up)."""
         if type(count) is not int or count < 0:
-            raise InvalidRecord("memories_retrieved", f"must be an integer >= 0, got {count!r}")
+            self._recorder._problem(
+                "retrieved", InvalidRecord("memories_retrieved", f"must be >= 0, got {count!r}")
+            )
+            return
         self.memories_retrieved = (self.memories_retrieved or 0) + count
-        for source in sources:
-            if source not in self.retrieval_sources:
+        for source in sources if not isinstance(sources, str) else (sources,):
+            if str(source) not in self.retrieval_sources:
                 self.retrieval_sources.append(str(source))
 
     def wrote(self, *paths: str | os.PathLike[str]) -> None:
         """Add files to the attempt's I/O manifest."""
-        self.files_written.extend(os.fspath(p) for p in paths)
+        for path in paths:
+            try:
+                self.files_written.append(os.fspath(path))
+            except TypeError:
+                self.files_written.append(str(path))
 
     def set(self, **attributes: Any) -> None:
-        """Attach extra attributes (JSON-able) to the attempt."""
+        """Attach extra attributes to the attempt; a value JSON cannot hold is stored as its
+        string form."""
         self.attributes.update(attributes)
 
     def summary(self, text: str) -> None:
         """A one-paragraph summary of what the attempt did; it is full-text searchable."""
-        self.content = text
+        self.content = text if isinstance(text, str) or text is None else str(text)
+
+    def finish(
+        self,
+        exc: BaseException | None = None,
+        *,
+        status: str | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        stack_trace: str | None = None,
+    ) -> None:
+        """End the attempt: with ``exc`` (its type, message and stack are recorded) or with an
+        explicit ``status`` and error text (for frameworks that report failures as values).
+        Callable from any thread; the second and later calls do nothing."""
+        with self._done:
+            if self._finished:
+                return
+            self._finished = True
+        self._recorder._end(self, exc, status, error_type, error_message, stack_trace)
 
 
-class _Tracking:
-    """Context manager (sync and async) that writes the running row and then the outcome."""
+class Tracking:
+    """Context manager (sync and async) that starts an attempt and finishes it on exit."""
 
     def __init__(self, recorder: Recorder, fields: dict[str, Any], trace_given: bool) -> None:
         self._recorder, self._fields, self._trace_given = recorder, fields, trace_given
@@ -110,30 +159,16 @@ class _Tracking:
         self._run: Run | None = None
 
     def __enter__(self) -> Run:
-        record = TaskExecution(started_at=utcnow(), pid=os.getpid(), **self._fields)
-        live = otel_live.start(record, self._trace_given)  # None unless OpenTelemetry is set up
-        if live is not None:  # the span chose the ids; the row takes them
-            record = dataclasses.replace(
-                record,
-                trace_id=live.trace_id,
-                span_id=live.span_id,
-                parent_span_id=live.parent_span_id,
-            )
-            self.span_id, self.trace_id = live.span_id, live.trace_id
-        try:
-            self._run = self._recorder._begin(record)
-        except BaseException:
-            if live is not None:
-                live.discard()
-            raise
-        self._run._live = live
-        return self._run
+        run = self._recorder._begin(self._fields, self._trace_given, attach=True)
+        self.span_id, self.trace_id = run.span_id, run.trace_id
+        self._run = run
+        return run
 
     def __exit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._run is not None
-        self._recorder._end(self._run, exc)
+        if self._run is not None:
+            self._run.finish(exc)
 
     async def __aenter__(self) -> Run:
         return self.__enter__()
@@ -145,7 +180,16 @@ class _Tracking:
 
 
 class Recorder:
-    """Records task executions into one SQLite file (created and migrated on first use)."""
+    """Records task executions into one SQLite file, off the task's thread and fail-open.
+
+    Nothing here raises into the task or stalls it: the file is opened and written by a
+    background writer (``db/writer.py``) that commits in groups every ``flush_interval``
+    seconds, and whatever cannot be written goes to a durable spool and is replayed later.
+    ``durable=True`` writes the running row (and the outcome) before ``track`` returns, on
+    the task's thread. ``strict=True`` (for tests and tools) opens the file now, writes
+    synchronously and raises every problem. ``heartbeat`` (seconds) refreshes
+    ``heartbeat_at`` of runs in progress, so ``sweep`` tells a stuck run from a long one.
+    """
 
     def __init__(
         self,
@@ -153,15 +197,42 @@ class Recorder:
         *,
         host: str | None = None,
         strict: bool = False,
-        background_checkpoint: bool = True,
+        durable: bool = False,
+        flush_interval: float = DEFAULT_INTERVAL,
+        heartbeat: float | None = None,
     ) -> None:
-        self.store = Store(path, background_checkpoint=background_checkpoint)
+        if flush_interval <= 0 or (heartbeat is not None and heartbeat <= 0):
+            raise InvalidRecord("flush_interval", "flush_interval and heartbeat must be > 0")
+        self.path = os.fspath(path)
         self.host = host if host is not None else socket.gethostname()
         self.strict = strict
+        self.durable = durable or strict
+        self._writer = Writer(
+            self.path, interval=flush_interval, heartbeat=heartbeat, strict=strict
+        )
+        self._warned: set[str] = set()
+        if strict:
+            self._writer.store()  # raises DatabaseError now rather than at the first write
 
-    def close(self) -> None:
-        """Flush and close the database (also runs at interpreter exit via the store)."""
-        self.store.close()
+    @property
+    def store(self) -> Store:
+        """The open database, for reads (everything recorded so far is flushed first)."""
+        self.flush()
+        return self._writer.store()
+
+    @property
+    def stats(self) -> WriterStats:
+        """What the background writer did: written, spooled, replayed, lost records."""
+        return self._writer.stats
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Write everything recorded so far (to the file, or to the spool when the file is not
+        usable); True when that finished within ``timeout`` seconds."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush and close the database (interpreter exit does this for every recorder)."""
+        self._writer.close(timeout)
 
     def __enter__(self) -> Recorder:
         return self
@@ -169,90 +240,161 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def track(
-        self,
-        task_slug: str,
-        *,
-        task_id: str | None = None,
-        trace_id: str | None = None,
-        parent_span_id: str | None = None,
-        attempt: int = 1,
-        retry_of: str | None = None,
-        scheduled_at: datetime | None = None,
-        attributes: Mapping[str, Any] | None = None,
-        parents: Sequence[Any] = (),
-        causes: Sequence[Any] = (),
-        content: str | None = None,
-    ) -> _Tracking:
+    def _fields(self, task_slug: str, options: AttemptOptions) -> dict[str, Any]:
+        span_id = new_span_id()
+        return {
+            "task_slug": task_slug,
+            "task_id": options.get("task_id") or task_slug,
+            "status": "running",
+            "trace_id": options.get("trace_id") or new_trace_id(),
+            "span_id": span_id,
+            "idempotency_key": live_key(span_id),
+            "parent_span_id": options.get("parent_span_id"),
+            "attempt": options.get("attempt", 1),
+            "retry_of": options.get("retry_of"),
+            "scheduled_at": options.get("scheduled_at"),
+            "parents": options.get("parents", ()),
+            "causes": options.get("causes", ()),
+            "host": self.host,
+            "content": options.get("content"),
+            "attributes": options.get("attributes") or {},
+        }
+
+    def track(self, task_slug: str, **options: Unpack[AttemptOptions]) -> Tracking:
         """Track one attempt: ``with rec.track("slug") as run:`` or ``async with``.
 
         An exception in the body marks the attempt failed (timeout/cancelled for those) and is
-        re-raised. Pass ``trace_id``/``attempt``/``retry_of`` to continue a logical run, and
-        ``scheduled_at`` so a later backfill of the same run gets the same idempotency key.
+        re-raised unchanged. Pass ``trace_id``/``attempt``/``retry_of`` to continue a logical
+        run, and ``scheduled_at`` when the scheduler knows when the run was due.
         """
-        fields = {
-            "task_slug": task_slug,
-            "task_id": task_id or task_slug,
-            "status": "running",
-            "trace_id": trace_id or new_trace_id(),
-            "span_id": new_span_id(),
-            "parent_span_id": parent_span_id,
-            "attempt": attempt,
-            "retry_of": retry_of,
-            "scheduled_at": scheduled_at,
-            "parents": tuple(parents),
-            "causes": tuple(causes),
-            "host": self.host,
-            "content": content,
-            "attributes": dict(attributes or {}),
-        }
-        return _Tracking(self, fields, trace_given=trace_id is not None)
+        fields = self._fields(task_slug, options)
+        return Tracking(self, fields, trace_given=options.get("trace_id") is not None)
 
-    def _begin(self, record: TaskExecution) -> Run:
-        run = Run(record)
-        run.attributes.update(record.attributes)
-        run.content = record.content
+    def start(self, task_slug: str, **options: Unpack[AttemptOptions]) -> Run:
+        """Start an attempt without a ``with`` block (for framework signals); end it with
+        ``run.finish(exc=None, status=None, ...)`` from any thread. Never raises."""
+        fields = self._fields(task_slug, options)
+        return self._begin(fields, options.get("trace_id") is not None, attach=False)
+
+    # -- the recording path: fail-open -------------------------------------------------------
+
+    def _problem(self, kind: str, exc: BaseException) -> None:
+        """Raise in strict mode; otherwise one warning per kind of problem, never a traceback."""
+        if self.strict:
+            raise exc
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning("taskexec: %s (recording goes on; this is said once)", exc)
+
+    def _record(self, fields: dict[str, Any]) -> TaskExecution:
+        """The running record; a field that does not validate is dropped (or stringified) and
+        named in ``attributes``, so the attempt is still recorded."""
+        fields["started_at"] = utcnow()
+        fields["pid"] = os.getpid()
+        invalid: dict[str, str] = {}
+        for _ in range(len(fields)):
+            try:
+                if invalid:
+                    fields["attributes"] = {**fields["attributes"], "taskexec_invalid": invalid}
+                return TaskExecution(**fields)
+            except InvalidRecord as exc:
+                self._problem(f"invalid-{exc.field}", exc)
+                invalid[exc.field] = str(exc)
+                if exc.field in ("attributes", "parents", "causes"):
+                    fields[exc.field] = rows.plain(fields[exc.field]) or ()
+                    if exc.field == "attributes" and not isinstance(fields[exc.field], dict):
+                        fields["attributes"] = {"value": fields["attributes"]}
+                elif exc.field == "task_slug":
+                    fields["task_slug"] = str(fields["task_slug"]).strip() or "unnamed"
+                elif exc.field == "task_id":
+                    fields["task_id"] = str(fields["task_id"])
+                elif exc.field == "trace_id":
+                    fields["trace_id"] = new_trace_id()
+                elif exc.field in fields:
+                    fields.pop(exc.field)
+                else:
+                    break
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _begin(self, fields: dict[str, Any], trace_given: bool, *, attach: bool) -> Run:
         try:
-            self.store.start(record)
-        except sqlite3.Error:
-            if self.strict:
-                raise
-            log.exception("taskexec: could not record the start of %s", record.task_slug)
+            record = self._record(fields)
+        except Exception as exc:  # strict mode re-raises above; anything else: a bare record
+            self._problem("record", exc)
+            record = TaskExecution(
+                task_slug="unnamed", status="running", started_at=utcnow(), host=self.host
+            )
+        run = Run(self, record)
+        try:
+            # Encoded here, once (scrub, hash, JSON): the writer thread then holds the GIL only
+            # for a moment, so a busy task is not held up by it.
+            row = rows.encode_record(record)
+            if tracing.active():  # the span takes the row's scrubbed values, and its ids win
+                live = tracing.start(record, rows.as_mapping(row), trace_given, attach=attach)
+                if live is not None:
+                    run.record = record = dataclasses.replace(
+                        record,
+                        trace_id=live.trace_id,
+                        span_id=live.span_id,
+                        parent_span_id=live.parent_span_id,
+                    )
+                    row = rows.with_ids(
+                        row,
+                        trace_id=live.trace_id,
+                        span_id=live.span_id,
+                        parent_span_id=live.parent_span_id,
+                    )
+                    run._live = live
+            self._writer.start(row, row[_HASH] is not None, now=self.durable)
+        except Exception as exc:
+            self._problem("start", exc)
         return run
 
-    def _end(self, run: Run, exc: BaseException | None) -> None:
-        duration_ms = (time.perf_counter() - run._t0) * 1000.0
-        run.status = status_for(exc)
-        error: dict[str, Any] = {}
-        if exc is not None:
-            error = {
-                "error_type": qualified_type(exc),
-                "error_message": str(exc) or None,
-                "stack_trace": format_stack(exc),
-                "stack_hash": stack_hash_from_exception(exc),
-            }
-        if run._live is not None:
-            try:
-                run._live.end(run, duration_ms, error)
-            except Exception:  # tracing must never break the task or its row
-                log.exception("taskexec: could not end the OpenTelemetry span of %s", run.span_id)
+    def _end(
+        self,
+        run: Run,
+        exc: BaseException | None,
+        status: str | None,
+        error_type: str | None,
+        error_message: str | None,
+        stack_trace: str | None,
+    ) -> None:
         try:
-            self.store.finish(
-                run.span_id,
+            duration_ms = (time.perf_counter() - run._t0) * 1000.0
+            run.status = status if status is not None else status_for(exc)
+            error: dict[str, Any] = {
+                "error_type": error_type,
+                "error_message": error_message,
+                "stack_trace": stack_trace,
+            }
+            if exc is not None:
+                error = {
+                    "error_type": error_type or qualified_type(exc),
+                    "error_message": error_message or _message(exc),
+                    "stack_trace": stack_trace or format_stack(exc),
+                    "stack_hash": stack_hash_from_exception(exc),
+                }
+            outcome = Outcome(
                 status=run.status,
                 ended_at=run.record.started_at + timedelta(milliseconds=duration_ms),
                 duration_ms=duration_ms,
                 memories_retrieved=run.memories_retrieved,
-                retrieval_sources=run.retrieval_sources,
-                files_written=run.files_written,
-                attributes=run.attributes or None,
+                retrieval_sources=tuple(run.retrieval_sources),
+                files_written=tuple(run.files_written),
+                attributes=dict(run.attributes),
                 content=run.content if run.content != run.record.content else None,
                 **error,
             )
-        except sqlite3.Error:
-            if self.strict:
-                raise
-            log.exception("taskexec: could not record the end of %s", run.record.task_slug)
+            values = rows.encode_outcome(outcome)  # scrubbed once, for the span and the row
+            if run._live is not None:
+                try:
+                    run._live.end(outcome, values)
+                except Exception as span_exc:  # tracing must never break the task or its row
+                    self._problem("span", span_exc)
+            failed = values.get("stack_hash") is not None
+            self._writer.finish(run.span_id, values, failed, now=self.durable)
+        except Exception as problem:
+            self._problem("finish", problem)
 
     def task(
         self,
@@ -309,15 +451,24 @@ class Recorder:
                 for attempt in Retrying(**policy):
                     with attempt, chain.next():
                         chain.result = fn(*args, **kwargs)
-                return chain.result
+                result: R = chain.result
+                return result
 
             return wrapper
 
         return decorate
 
     def sweep(self, older_than: float = 3600.0) -> int:
-        """Mark running rows older than ``older_than`` seconds as abandoned; returns how many."""
+        """Mark running rows not heard from for ``older_than`` seconds as abandoned."""
         return self.store.sweep(older_than)
+
+
+def _message(exc: BaseException) -> str | None:
+    """``str(exc)``, or a placeholder when the exception's ``__str__`` itself fails."""
+    try:
+        return str(exc) or None
+    except Exception:  # noqa: BLE001 - a broken __str__ must not replace the task's error
+        return f"<{type(exc).__name__} with an unprintable message>"
 
 
 class _Chain:
@@ -327,10 +478,10 @@ class _Chain:
         self.recorder, self.task_slug, self.kwargs = recorder, task_slug, dict(kwargs)
         self.trace_id: str | None = self.kwargs.pop("trace_id", None)
         self.attempt = 0
-        self.previous: _Tracking | None = None
+        self.previous: Tracking | None = None
         self.result: Any = None
 
-    def next(self) -> _Tracking:
+    def next(self) -> Tracking:
         # The previous attempt's ids are read only now: an OpenTelemetry span may have chosen
         # them when that attempt started. Every attempt stays in the first attempt's trace.
         self.attempt += 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from taskexec.demo import generate
-from taskexec.store import Store
+from taskexec.db.store import Store
+from taskexec.ingest.demo import generate
 
 #: A fixed anchor so demo rows (and the assertions on them) are the same on every run.
 DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from taskexec import analysis, plots
+from taskexec.config import WINDOW_ENV
+from taskexec.db import Store
 from taskexec.errors import BadInput, DatabaseError, InvalidRecord
+from taskexec.faces.jupyter import analysis, plots
 from taskexec.model import TaskExecution, new_span_id, new_trace_id
-from taskexec.store import Store
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 SINCE = "2026-11-01T00:00:00Z"
@@ -235,11 +236,11 @@ def test_error_trend_top_groups_and_new_patterns(open_store):
 
 
 def test_data_window_counts_back_from_the_newest_row(open_store, monkeypatch):
-    monkeypatch.delenv(analysis.WINDOW_ENV, raising=False)
+    monkeypatch.delenv(WINDOW_ENV, raising=False)
     store = open_store([attempt(at=timedelta(hours=5)), attempt(at=timedelta(hours=-30))])
     assert analysis.data_window(store, "1d") == "2026-11-19T00:00:00.000000Z"
     assert analysis.data_window(store) == "2026-11-06T00:00:00.000000Z"  # default 14d
-    monkeypatch.setenv(analysis.WINDOW_ENV, "2d")
+    monkeypatch.setenv(WINDOW_ENV, "2d")
     assert analysis.data_window(store) == "2026-11-18T00:00:00.000000Z"
 
 
@@ -260,7 +261,7 @@ def test_open_db_env_and_demo(tmp_path, monkeypatch):
     assert sorted(p.name for p in demo.parent.iterdir()) == ["demo.db"]  # no temp files left
     monkeypatch.setenv("TASKEXEC_DB", str(demo))
     with analysis.open_db() as store:
-        assert store.readonly and analysis.data_range(store)["attempts"] >= 40
+        assert store.readonly and analysis.data_range(store).attempts >= 40
     assert analysis.demo_path().name == "demo.db"
 
 

@@ -15,10 +15,16 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskexec.backfill import Report, backfill, find_files, parse_time, records_from_bytes
 from taskexec.cli import cli
 from taskexec.errors import InvalidRecord
-from taskexec.model import idempotency_key
+from taskexec.ingest.backfill import (
+    BackfillSummary,
+    backfill,
+    find_files,
+    parse_result_time,
+    records_from_bytes,
+)
+from taskexec.model import idempotency_key, live_key
 from taskexec.recorder import Recorder
 
 T0 = "2025-11-05T06:00:00Z"
@@ -58,9 +64,9 @@ def rows(db: Path, where: str = "1") -> list[dict]:
 
 def one(obj: dict) -> dict:
     """Parse one object the way a file would be parsed; return the record's fields."""
-    report = Report()
-    records = records_from_bytes(json.dumps(obj).encode(), "x.json", report)
-    assert report.ok, report.problems
+    summary = BackfillSummary()
+    records = records_from_bytes(json.dumps(obj).encode(), "x.json", summary)
+    assert summary.ok, summary.problems
     (record,) = records
     return {name: getattr(record, name) for name in record.__dataclass_fields__}
 
@@ -200,7 +206,7 @@ def test_field_aliases(obj, expected):
     ],
 )
 def test_timestamps_with_zone_or_epoch(value, expected):
-    assert parse_time(value, "started_at") == expected
+    assert parse_result_time(value, "started_at") == expected
 
 
 def test_zoneless_timestamp_is_utc_and_counted(tmp_path):
@@ -226,14 +232,14 @@ def test_epoch_and_iso_forms_agree(when):
     # Epoch units are told apart by magnitude, which is unambiguous from March 1973 on.
     when = when.replace(microsecond=when.microsecond // 1000 * 1000)
     ms = (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-    assert parse_time(ms, "t") == parse_time(when.isoformat(), "t") == when
-    assert parse_time(str(ms), "t") == when
+    assert parse_result_time(ms, "t") == parse_result_time(when.isoformat(), "t") == when
+    assert parse_result_time(str(ms), "t") == when
 
 
 def test_bad_timestamps_name_the_field():
     for value in ("yesterday", True, None, [1], float("nan")):
         with pytest.raises(InvalidRecord) as info:
-            parse_time(value, "start_time")
+            parse_result_time(value, "start_time")
         assert info.value.field == "start_time"
 
 
@@ -410,11 +416,11 @@ def test_since_and_glob(tmp_path):
 # -- the live key ----------------------------------------------------------------------------
 
 
-def test_backfill_of_a_live_run_with_scheduled_at_adds_no_row(tmp_path):
+def test_backfill_of_a_live_run_that_names_its_span_adds_no_row(tmp_path):
     db = tmp_path / "t.db"
     scheduled = datetime(2025, 11, 5, 6, 0, tzinfo=UTC)
     with (
-        Recorder(db, background_checkpoint=False) as rec,
+        Recorder(db) as rec,
         rec.track("daily_reflection", scheduled_at=scheduled) as live,
     ):
         live.retrieved(3)
@@ -423,6 +429,7 @@ def test_backfill_of_a_live_run_with_scheduled_at_adds_no_row(tmp_path):
         res / "daily_reflection_2025-11-05T06-00-00.json",
         {
             "task_id": "daily_reflection",
+            "span_id": live.span_id,
             "scheduled_at": "2025-11-05T06:00:00Z",
             "started_at": "2025-11-05T06:00:00.731Z",
             "success": True,
@@ -434,7 +441,8 @@ def test_backfill_of_a_live_run_with_scheduled_at_adds_no_row(tmp_path):
     assert summary(result)["duplicates"] == 1
     (row,) = rows(db)
     assert row["provenance"] == "live" and row["span_id"] == live.span_id
-    assert row["idempotency_key"] == idempotency_key("daily_reflection", scheduled, 1)
+    assert row["idempotency_key"] == live_key(live.span_id)
+    assert row["scheduled_at"] == "2025-11-05T06:00:00.000000Z"
 
 
 def test_key_uses_started_at_without_a_schedule():
@@ -481,7 +489,7 @@ _RECORD = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_RECORD, max_size=4) | _RECORD)
 def test_any_json_is_imported_or_reported_never_raises(doc):
-    report = Report()
-    records = records_from_bytes(json.dumps(doc).encode(), "f.json", report)
-    assert report.records_found == len(records) + report.records_skipped
-    assert all(p.path == "f.json" and p.reason for p in report.problems)
+    summary = BackfillSummary()
+    records = records_from_bytes(json.dumps(doc).encode(), "f.json", summary)
+    assert summary.records_found == len(records) + summary.records_skipped
+    assert all(p.path == "f.json" and p.reason for p in summary.problems)

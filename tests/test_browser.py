@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from taskexec.cli import cli
-from taskexec.metadata import DASHBOARD, dashboard
+from taskexec.faces.datasette.metadata import DASHBOARD, dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from taskexec import Store
-from taskexec.bulkload import forkable, load_direct, load_parallel
-from taskexec.demo import generate
+from taskexec.db.bulkload import forkable, load_direct, load_parallel
+from taskexec.ingest.demo import generate
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -91,11 +91,11 @@ def test_duplicates_across_parts_count_once_and_the_first_wins(tmp_path, records
 
 
 def test_a_failing_worker_is_reported_and_the_load_is_all_or_nothing(tmp_path, records):
-    bad = dataclasses.replace(records[-1], attributes={"queue": "default"})
-    bad.attributes["oops"] = object()  # type: ignore[index]  # changed after validation
+    bad = dataclasses.replace(records[-1])
+    object.__setattr__(bad, "started_at", "not a datetime")  # broken after validation
     batch = [*records[:-1], bad]  # the last record falls in the worker's part
     with Store(tmp_path / "bad.db") as store:
-        with pytest.raises(TypeError), warnings.catch_warnings(record=True) as caught:
+        with pytest.raises(AttributeError), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             store.append_many(batch, workers=2)
         assert any("worker failed" in str(w.message) for w in caught)
@@ -114,9 +114,9 @@ def test_a_table_that_filled_meanwhile_gets_rows_by_value(tmp_path, records, loa
     with Store(tmp_path / "race.db") as store:
         store.append_many(records[:500], workers=1)
         if load == "parallel":
-            result = load_parallel(store, records, 2)
+            result = load_parallel(store._db, records, 2)
         else:
-            result = load_direct(store, records)
+            result = load_direct(store._db, records)
         assert (result.inserted, result.duplicates) == (len(records) - 500, 500)
         assert store.count_executions() == len(records)
     with Store(tmp_path / "ref.db") as ref:

@@ -94,7 +94,7 @@ LOAD_EMPTY = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from taskexec import Store
-    from taskexec.demo import generate
+    from taskexec.ingest.demo import generate
     store = Store(sys.argv[1])
     print("ready", flush=True)
     store.append_many(generate(runs=2_000_000, days=30, end=datetime(2026, 1, 1, tzinfo=UTC)))
@@ -125,8 +125,8 @@ LOAD_LIST = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from taskexec import Store
-    from taskexec.bulkload import default_workers
-    from taskexec.demo import generate
+    from taskexec.db.bulkload import default_workers
+    from taskexec.ingest.demo import generate
     records = list(generate(runs=150_000, days=30, end=datetime(2026, 1, 1, tzinfo=UTC)))
     store = Store(sys.argv[1])
     print("ready", default_workers(), flush=True)

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from taskexec import probes
 from taskexec.cli import cli
-from taskexec.datasette_plugin import human_ms, make_datasette, outcome, timeline
-from taskexec.metadata import DASHBOARD
+from taskexec.db.store import Store
+from taskexec.faces.datasette.metadata import DASHBOARD
+from taskexec.faces.datasette.plugin import human_ms, make_datasette, outcome, timeline
 from taskexec.model import TaskExecution
-from taskexec.store import Store
 
 WIDE = "2026-11-01T00:00:00Z"  # before the demo fixture's first row
 HOSTILE = "<script>alert(1)</script>"
@@ -102,8 +102,8 @@ def test_every_canned_query_matches_its_probe(client, demo_db, name):
     got = rows(client, probe_path(name))
     assert got, f"{name} returned no rows on the demo database"
     values = {"since": WIDE} if "since" in {p.name for p in probes.get(name).params} else {}
-    with sqlite3.connect(demo_db) as conn:
-        expected = probes.run(conn, name, values)
+    with Store.open_readonly(demo_db) as store:
+        expected = store.run_probe(name, values).dicts()
     assert got == expected[:1000]  # Datasette returns at most max_returned_rows
 
 

@@ -18,11 +18,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from taskexec.demo import generate
-from taskexec.mcp_models import COUNT_CAP
-from taskexec.mcp_server import build_server
+from taskexec.db.store import Store
+from taskexec.faces.mcp.models import COUNT_CAP
+from taskexec.faces.mcp.server import build_server
+from taskexec.ingest.demo import generate
 from taskexec.model import FAILURE_STATUSES, STATUSES
-from taskexec.store import Store
 
 pytestmark = pytest.mark.anyio
 SINCE = "2026-11-19T12:00:00Z"
@@ -92,6 +92,30 @@ async def test_tools_are_listed_with_bounds_enums_and_output_schemas(db: Path) -
     assert tools["tasks_by_trace"].input_schema["required"] == ["trace_id"]
 
 
+async def test_datasette_hook_declares_the_same_tools_plus_database(db: Path) -> None:
+    """One declaration: Datasette's /-/mcp lists exactly the stdio tools, plus ``database``."""
+    from datasette.app import Datasette
+    from datasette_mcp import create_mcp_server
+
+    datasette = Datasette([str(db)])
+    async with Client(build_server(str(db)), raise_exceptions=True) as client:
+        ours = {t.name: t for t in (await client.list_tools()).tools}
+        direct = await client.call_tool("tasks_last_failed", {"since": SINCE, "limit": 3})
+    async with Client(create_mcp_server(datasette), raise_exceptions=True) as client:
+        hooked = {t.name: t for t in (await client.list_tools()).tools if t.name in ours}
+        via_hook = await client.call_tool(
+            "tasks_last_failed", {"since": SINCE, "limit": 3, "database": db.stem}
+        )
+    assert set(hooked) == set(ours)
+    for name, tool in ours.items():
+        other = hooked[name].model_dump()
+        schema = other.pop("input_schema")
+        assert "database" not in tool.input_schema["properties"]
+        assert schema["properties"].pop("database")["anyOf"][0]["maxLength"] == 200
+        assert {**other, "input_schema": schema} == tool.model_dump()
+    assert via_hook.structured_content == direct.structured_content
+
+
 # -- tasks_list ----------------------------------------------------------------------------------
 
 
@@ -157,6 +181,14 @@ async def test_total_is_capped_on_big_databases(tmp_path: Path) -> None:
     out = await call(path, "tasks_list", limit=1)
     assert out["total_matching"] == COUNT_CAP and out["total_is_exact"] is False
     assert out["truncated"] is True
+
+
+async def test_empty_database_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    Store(path).close()
+    for tool in ("tasks_list", "tasks_last_failed"):
+        out = await call(path, tool)
+        assert out["hint"] == "The database has no executions yet."
 
 
 # -- tasks_by_trace ------------------------------------------------------------------------------
@@ -369,6 +401,6 @@ def test_datasette_plugin_loads_without_the_mcp_extra() -> None:
     """Datasette imports every plugin at startup: ours must not need mcp or pydantic for that."""
     code = (
         "import sys; sys.modules['mcp'] = sys.modules['pydantic'] = None; "
-        "import taskexec.datasette_mcp as m; assert callable(m.register_mcp_tools)"
+        "import taskexec.faces.mcp.datasette_hook as m; assert callable(m.register_mcp_tools)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from click.testing import CliRunner
 
 from taskexec.cli import cli
-from taskexec.demo import generate
-from taskexec.merge import merge
-from taskexec.store import Store
+from taskexec.db import Store
+from taskexec.ingest.demo import generate
+from taskexec.ingest.merge import merge
 
 END = datetime(2025, 11, 6, tzinfo=UTC)
 
@@ -69,8 +69,8 @@ def test_merge_into_a_new_database_and_fts(tmp_path):
     with Store(source) as store:
         store.append_many(generate(runs=200, days=3, seed=5, end=END))
     target = tmp_path / "new.db"
-    report = merge([source], target)
-    assert report.total.inserted == table(source, "SELECT count(*) FROM task_executions")[0][0]
+    summary = merge([source], target)
+    assert summary.total.inserted == table(source, "SELECT count(*) FROM task_executions")[0][0]
     fts = "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH 'memories'"
     assert table(target, fts) == table(source, fts) != [(0,)]
 

@@ -10,14 +10,14 @@ from click.testing import CliRunner
 
 from taskexec import probes
 from taskexec.cli import cli
-from taskexec.metadata import (
+from taskexec.faces.datasette.metadata import (
     DASHBOARD,
     HIDDEN_TABLES,
     build_metadata,
     canned_query,
-    pin_default,
     to_yaml,
 )
+from taskexec.probes.charts import pin_default
 
 ROOT = Path(__file__).resolve().parents[1]
 

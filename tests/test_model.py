@@ -8,13 +8,16 @@ import pytest
 
 from taskexec import InvalidRecord, TaskExecution
 from taskexec.model import (
+    EPOCH,
     format_ts,
+    from_unix_nanos,
     idempotency_key,
     new_span_id,
     new_trace_id,
     parse_ts,
     parse_when,
     parse_window,
+    to_unix_nanos,
 )
 
 T0 = datetime(2025, 11, 5, 6, 0, tzinfo=UTC)
@@ -99,3 +102,12 @@ def test_windows():
     assert parse_when("7d", now) == datetime(2025, 1, 1, tzinfo=UTC)
     with pytest.raises(InvalidRecord):
         parse_window("soon")
+
+
+def test_unix_nanos_round_trip_exactly():
+    assert datetime(1970, 1, 1, tzinfo=UTC) == EPOCH and to_unix_nanos(EPOCH) == 0
+    nanos = 1_762_322_400_123_456_789  # 2025-11-05T06:00:00.123456789Z
+    when = from_unix_nanos(nanos)
+    assert when == T0 + timedelta(microseconds=123_456)  # truncated to microseconds
+    assert to_unix_nanos(when) == nanos - 789
+    assert to_unix_nanos(T0.astimezone(timezone(timedelta(hours=5)))) == to_unix_nanos(T0)

@@ -18,10 +18,10 @@ import nbformat
 import pytest
 from click.testing import CliRunner
 
-from taskexec import report
-from taskexec.analysis import NO_DATA
 from taskexec.cli import cli
-from taskexec.store import Store
+from taskexec.db import Store
+from taskexec.faces.jupyter import report
+from taskexec.faces.jupyter.analysis import NO_DATA
 
 FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 PATHS = [FOLDER / f"{name}.ipynb" for name in report.NOTEBOOKS]

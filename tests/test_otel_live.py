@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from opentelemetry.util._once import Once
 
-from taskexec.otel_live import placeholder_parent
-from taskexec.otlp import encode_attributes
+from taskexec.ingest.otlp import encode_attributes
 from taskexec.recorder import Recorder
+from taskexec.tracing import placeholder_parent
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def exporter(monkeypatch):
 
 @pytest.fixture
 def rec(tmp_path):
-    with Recorder(tmp_path / "t.db", background_checkpoint=False) as recorder:
+    with Recorder(tmp_path / "t.db") as recorder:
         yield recorder
 
 
@@ -171,7 +171,7 @@ def test_live_span_through_otlp_json_reproduces_the_row(exporter, rec, tmp_path)
     }
     path = tmp_path / "collector.json"
     path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [otlp_span]}]}]}))
-    from taskexec.otlp import import_files
+    from taskexec.ingest.otlp import import_files
 
     other = tmp_path / "central.db"
     assert import_files([str(path)], str(other)).inserted == 1
@@ -183,7 +183,7 @@ def test_live_span_through_otlp_json_reproduces_the_row(exporter, rec, tmp_path)
     assert different - {"id"} == {"created_at", "provenance"}, different
     assert imported["provenance"] == "otlp"
     # so merging the host's own file into the central one adds nothing
-    from taskexec.merge import merge
+    from taskexec.ingest.merge import merge
 
     assert merge([rec.store.path], other).total.duplicates == 1
 
@@ -193,7 +193,7 @@ def test_no_provider_means_no_spans_and_no_import(tmp_path):
     code = f"""
 import sys
 from taskexec import Recorder
-with Recorder({str(tmp_path / "x.db")!r}, background_checkpoint=False) as rec:
+with Recorder({str(tmp_path / "x.db")!r}) as rec:
     with rec.track("t", trace_id="4bf92f3577b34da6a3ce929d0e0e4736") as run:
         pass
     row = rec.store.conn.execute("SELECT parent_span_id FROM task_executions").fetchone()

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskexec.cli import cli
-from taskexec.demo import generate
+from taskexec.db import Store
+from taskexec.ingest.demo import generate
+from taskexec.ingest.otlp import ImportSummary, decode_value, encode_value, records_from_document
 from taskexec.model import TaskExecution, idempotency_key
-from taskexec.otlp import ImportReport, decode_value, encode_value, records_from_document
-from taskexec.store import Store
 
 TRACE = "5B8EFFF798038103D269B633813FC60C"  # upper case, as the spec's own example
 START = 1_762_322_400_000_000_000  # 2025-11-05T06:00:00Z in unix nanoseconds
@@ -353,7 +353,7 @@ _SPAN = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_SPAN, max_size=3))
 def test_any_span_is_imported_or_reported_never_raises(spans):
-    report = ImportReport()
+    summary = ImportSummary()
     doc = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
-    records = list(records_from_document(json.loads(json.dumps(doc)), "f", report))
-    assert report.spans == len(spans) == len(records) + len(report.problems)
+    records = list(records_from_document(json.loads(json.dumps(doc)), "f", summary))
+    assert summary.spans == len(spans) == len(records) + len(summary.problems)

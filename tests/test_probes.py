@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from taskexec import probes
 from taskexec.cli import cli
+from taskexec.db import Store
 from taskexec.errors import BadInput, UnknownProbe
 
 WIDE = {"since": "2026-11-01T00:00:00Z"}  # the demo fixture covers 2026-11-06 .. 2026-11-20
@@ -33,12 +34,12 @@ EXPECTED = {
 
 
 def run(demo_db, name, **params):
-    with sqlite3.connect(demo_db) as conn:
-        values = {
-            **{k: v for k, v in WIDE.items() if k in {p.name for p in probes.get(name).params}},
-            **params,
-        }
-        return probes.run(conn, name, values)
+    values = {
+        **{k: v for k, v in WIDE.items() if k in {p.name for p in probes.get(name).params}},
+        **params,
+    }
+    with Store.open_readonly(demo_db) as store:
+        return store.run_probe(name, values).dicts()
 
 
 def test_every_probe_has_a_header():
@@ -52,8 +53,8 @@ def test_every_probe_has_a_header():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_probe_runs_with_defaults_and_wide_window(demo_db, name):
-    with sqlite3.connect(demo_db) as conn:
-        probes.run(conn, name)  # defaults (relative to now): must not fail
+    with Store.open_readonly(demo_db) as store:
+        store.run_probe(name)  # defaults (relative to now): must not fail
     assert run(demo_db, name) is not None
 
 

@@ -17,7 +17,6 @@ probe that needs a preprocessor would no longer paste into the shell.
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -26,7 +25,8 @@ from typing import Any
 from ..errors import BadInput, UnknownProbe
 
 _HEADER = re.compile(r"^--\s*(title|description|param\s+\w+)\s*:\s*(.*)$")
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+#: A named parameter (``:since``) in probe SQL.
+NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _parse(name: str, text: str) -> Probe:
         else:
             meta[key] = value
     body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
-    names = list(dict.fromkeys(_NAMED.findall(body)))
+    names = list(dict.fromkeys(NAMED.findall(body)))
     params = tuple(Param(n, *described.get(n, ("", ""))) for n in names)
     return Probe(name, meta.get("title", name), meta.get("description", ""), text.strip(), params)
 
@@ -100,13 +100,3 @@ def get(name: str) -> Probe:
             return probe
     names = ", ".join(p.name for p in all_probes())
     raise UnknownProbe(f"no probe named {name!r}; known probes: {names}")
-
-
-def run(
-    conn: sqlite3.Connection, name: str, values: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """Run a probe on an open connection and return its rows as dicts."""
-    probe = get(name)
-    cursor = conn.execute(probe.sql, probe.bind(values))
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,5 @@
+"""``python -m taskexec.cli``."""
+
+from .main import cli
+
+cli()

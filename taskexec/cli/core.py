@@ -1,0 +1,101 @@
+"""Core commands: init, demo, sweep, prune."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import click
+
+from ..db import Store
+from ..ingest.demo import default_anchor, generate
+from ..model import format_ts, parse_ts, parse_window, utcnow
+from ._common import db_argument, friendly_errors
+
+
+@click.command()
+@db_argument
+@friendly_errors
+def init(db: str) -> None:
+    """Create (or migrate) the database DB: tables, indexes, full-text search."""
+    Store(db).close()
+    click.echo(f"ready: {db}")
+
+
+@click.command()
+@db_argument
+@click.option(
+    "--runs",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="Logical runs to generate (retries add attempts).",
+)
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3650),
+    help="Days of history, ending at the anchor.",
+)
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--end",
+    default=None,
+    help="Anchor (ISO-8601 with zone). Default: the anchor "
+    "this seed used before in DB, else now floored to the hour.",
+)
+@friendly_errors
+def demo(db: str, runs: int, days: int, seed: int, end: str | None) -> None:
+    """Fill DB with realistic synthetic history (same seed and anchor: same rows).
+
+    Re-running with the same seed reuses the stored anchor, so it adds nothing.
+    """
+    t0 = time.perf_counter()
+    with Store(db) as store:
+        key = f"demo_anchor:{seed}:{runs}:{days}"
+        anchor: datetime
+        if end is not None:
+            anchor = parse_ts(end, "--end")
+        else:
+            stored = store.get_meta(key)
+            anchor = parse_ts(stored, key) if stored else default_anchor()
+        result = store.append_many(generate(runs=runs, days=days, seed=seed, end=anchor))
+        store.set_meta(key, format_ts(anchor))
+    seconds = time.perf_counter() - t0
+    click.echo(
+        f"{db}: {result.inserted:,} rows inserted, {result.duplicates:,} already there "
+        f"({runs:,} runs over {days} days to {format_ts(anchor)}; {seconds:.1f} s)"
+    )
+
+
+@click.command()
+@db_argument
+@click.option(
+    "--older-than",
+    default="1h",
+    show_default=True,
+    help="How long a run may stay 'running' before it counts as abandoned.",
+)
+@friendly_errors
+def sweep(db: str, older_than: str) -> None:
+    """Mark runs still 'running' after --older-than as 'abandoned' (their worker died)."""
+    window = parse_window(older_than)
+    with Store(db, create=False) as store:
+        count = store.sweep(window.total_seconds())
+    click.echo(f"{count} running row(s) marked abandoned")
+
+
+@click.command()
+@db_argument
+@click.option("--older-than", required=True, help="Retention window, e.g. 90d, 12w, 24h.")
+@friendly_errors
+def prune(db: str, older_than: str) -> None:
+    """Delete whole traces whose newest attempt is older than --older-than; reclaim space."""
+    cutoff = utcnow() - parse_window(older_than)
+    with Store(db, create=False) as store:
+        result = store.prune(cutoff)
+    click.echo(
+        f"deleted {result.rows_deleted:,} rows in {result.traces_deleted:,} traces older than "
+        f"{format_ts(cutoff)}; file {result.bytes_before:,} -> {result.bytes_after:,} bytes"
+    )

@@ -1,1 +1,0 @@
-"""Click commands, one module per face; ``taskexec.cli`` assembles them into one group."""

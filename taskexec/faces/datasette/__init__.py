@@ -1,0 +1,1 @@
+"""The Datasette face: the plugin (dashboard, trace page, templates) and generated metadata."""

@@ -1,0 +1,391 @@
+"""Datasette metadata built from the probe SQL: titles, column help, canned queries, a dashboard.
+
+Pure: nothing here opens a database. ``build_metadata(name)`` returns the dict Datasette takes;
+``to_yaml`` writes it the same way every time, so ``metadata.yml`` can be checked for staleness.
+Every SQL string comes from ``taskexec/probes``: dashboard charts use a probe verbatim or one of
+its chart-shaped views in ``taskexec/probes/charts.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...probes import Probe, all_probes, get
+from ...probes import charts as chart_sql
+
+DEFAULT_DATABASE = "taskexec"
+DASHBOARD = "task-health"
+TABLE = "task_executions"
+FTS_TABLE = "task_executions_fts"
+HIDDEN_TABLES = (
+    "_taskexec_migrations",
+    "taskexec_meta",
+    FTS_TABLE,
+    f"{FTS_TABLE}_config",
+    f"{FTS_TABLE}_data",
+    f"{FTS_TABLE}_docsize",
+    f"{FTS_TABLE}_idx",
+)
+
+EXECUTION_COLUMNS = {
+    "id": "Row id (links to this attempt's page).",
+    "span_id": "This attempt: a W3C span id, 16 lowercase hex.",
+    "trace_id": "The logical run, stable across retries: a W3C trace id. Opens the trace page.",
+    "parent_span_id": "The enclosing span when the task ran inside another traced operation.",
+    "attempt": "1 for the first try, 2 for the first retry, ...",
+    "retry_of": "span_id of the previous attempt of the same run.",
+    "idempotency_key": "SHA-256 of (task_id, scheduled-or-start time, attempt): the same run "
+    "recorded live and backfilled later gets the same key, so it is stored once.",
+    "task_id": "The task definition's id.",
+    "task_slug": "The task's human name.",
+    "status": "running, success, failed, timeout, cancelled or abandoned (the worker died).",
+    "error_type": "Qualified exception type; empty on success.",
+    "error_message": "Exception message, PII scrubbed (emails, IPs, UUIDs -> placeholders).",
+    "stack_trace": "Traceback, PII scrubbed.",
+    "stack_hash": "Error-group fingerprint: exception type plus in-app frames, line numbers "
+    "ignored, so one bug keeps one hash across deploys.",
+    "first_seen_error": "1 when this attempt is the first ever occurrence of its stack_hash.",
+    "scheduled_at": "When the scheduler meant it to run (UTC), if known.",
+    "started_at": "When the attempt started (UTC, ISO-8601, microseconds).",
+    "ended_at": "When it ended (UTC); empty while running or when abandoned.",
+    "duration_ms": "Wall-clock duration in milliseconds.",
+    "memories_retrieved": "How many memories the task retrieved.",
+    "retrieval_sources": "Where retrieved memories came from (JSON array).",
+    "files_written": "Files the task wrote (JSON array).",
+    "parents": "Input records / parent pointers (JSON array).",
+    "causes": "Upstream executions that caused this one (JSON array).",
+    "provenance": "How the row arrived: live (recorder), backfill (JSON files) or otlp (spans).",
+    "host": "Host the attempt ran on.",
+    "pid": "Process id on that host.",
+    "content": "One-paragraph summary of what the task did, PII scrubbed; full-text searchable.",
+    "attributes": "Everything else the caller attached (JSON object), PII scrubbed.",
+    "created_at": "When this row was recorded (UTC).",
+    "heartbeat_at": "Last sign of life of a running attempt, refreshed by the recorder's "
+    "writer when heartbeats are on (UTC); sweep judges running rows by it.",
+}
+
+ERROR_GROUP_COLUMNS = {
+    "stack_hash": "The fingerprint shared by every attempt that failed the same way.",
+    "error_type": "Exception type of the most recent occurrence.",
+    "sample_message": "Message of the most recent occurrence (PII scrubbed).",
+    "sample_span_id": "span_id of the most recent occurrence.",
+    "first_span_id": "span_id of the first occurrence ever.",
+    "first_seen": "When the group first occurred (UTC).",
+    "last_seen": "When it last occurred (UTC).",
+    "occurrences": "Attempts in this group, all time.",
+}
+
+
+def build_metadata(database: str = DEFAULT_DATABASE) -> dict[str, Any]:
+    """The whole Datasette metadata for a taskexec database served under the name ``database``."""
+    return {
+        "title": "taskexec",
+        "description_html": _home_html(database),
+        "databases": {
+            database: {
+                "description": "Task executions recorded by taskexec: one row per attempt.",
+                "tables": _tables(),
+                "queries": {p.name: canned_query(p) for p in all_probes()},
+            }
+        },
+        "plugins": {"datasette-dashboards": {DASHBOARD: dashboard(database)}},
+    }
+
+
+def canned_query(probe: Probe) -> dict[str, Any]:
+    """A probe as a canned query: its SQL verbatim; blank parameters mean the probe's default."""
+    query: dict[str, Any] = {
+        "title": probe.title,
+        "description": probe.description + _params_help(probe),
+        "sql": probe.sql,
+        "hide_sql": True,
+    }
+    if probe.params:
+        query["params"] = [p.name for p in probe.params]
+    return query
+
+
+def _params_help(probe: Probe) -> str:
+    if not probe.params:
+        return ""
+    parts = [
+        f"{p.name}: {p.description}" + (f" (default {p.default})" if p.default else "")
+        for p in probe.params
+    ]
+    return " Parameters, blank for the default: " + "; ".join(parts) + "."
+
+
+def _tables() -> dict[str, Any]:
+    tables: dict[str, Any] = {
+        TABLE: {
+            "title": "Task executions",
+            "description": "One row per attempt. Search covers content and error messages; "
+            "click a trace_id for every attempt of that run.",
+            "sort_desc": "started_at",
+            "facets": ["status", "task_slug", "error_type", "provenance"],
+            "fts_table": FTS_TABLE,
+            "fts_pk": "id",
+            "searchmode": "escaped",
+            "columns": EXECUTION_COLUMNS,
+        },
+        "error_groups": {
+            "title": "Error groups",
+            "description": "One row per distinct failure (stack_hash), kept current as rows "
+            "are written. On a group's page, its stack_hash links to every attempt in it.",
+            "sort_desc": "last_seen",
+            "facets": ["error_type"],
+            "columns": ERROR_GROUP_COLUMNS,
+        },
+    }
+    for name in HIDDEN_TABLES:
+        tables[name] = {"hidden": True}
+    return tables
+
+
+def _home_html(database: str) -> str:
+    db = _tilde(database)
+    links = [
+        ("/-/dashboards/" + DASHBOARD, "Task health dashboard"),
+        (f"/{db}/{TABLE}", "All executions (search, facets)"),
+        (f"/{db}/recent_failures", "Recent failures"),
+        (f"/{db}/error_patterns", "Error patterns"),
+        (f"/{db}/new_errors", "New error patterns"),
+    ]
+    items = "".join(f'<li><a href="{href}">{label}</a></li>' for href, label in links)
+    return (
+        "<p>Every attempt of every scheduled or background task, recorded by taskexec. "
+        "Click any trace_id to see all attempts of a run on its trace page.</p>"
+        f"<ul>{items}</ul>"
+    )
+
+
+def _tilde(name: str) -> str:
+    """Datasette's tilde encoding of a database name for use in a URL path."""
+    safe = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+    return "".join(c if c in safe else "".join(f"~{b:02X}" for b in c.encode()) for c in name)
+
+
+# -- the dashboard --------------------------------------------------------------------------
+
+
+def _metric(database: str, title: str, sql: str, field: str, suffix: str = "") -> dict[str, Any]:
+    display: dict[str, Any] = {"field": field}
+    if suffix:
+        display["suffix"] = suffix
+    return {"title": title, "db": database, "query": sql, "library": "metric", "display": display}
+
+
+def _vega_lite(database: str, title: str, sql: str, display: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "title": title,
+        "db": database,
+        "query": sql,
+        "library": "vega-lite",
+        "display": display,
+    }
+
+
+_DAY = {
+    "field": "day",
+    "type": "temporal",
+    "timeUnit": "utcyearmonthdate",
+    "title": "day (UTC)",
+    "axis": {"format": "%b %d"},
+}
+#: Horizontal bar charts size their height from the bars; fit only the width.
+_FIT_X = {"type": "fit-x", "resize": True}
+_TASK = {"field": "task_slug", "type": "nominal", "title": "task"}
+
+
+def dashboard(database: str) -> dict[str, Any]:
+    """The "Task health" dashboard: 24 h headline numbers and trends over the chosen window."""
+    headline = chart_sql.headline_24h()
+    # Counts per day come from the hourly probe; only the duration chart pays for
+    # daily_trend's percentiles.
+    counts = chart_sql.attempts_per_day()
+    daily = get("daily_trend").sql
+    charts = {
+        "attempts-24h": _metric(database, "Attempts, last 24 h", headline, "attempts"),
+        "failure-rate-24h": _metric(
+            database,
+            "Failure rate, last 24 h",
+            chart_sql.failure_rate_24h_text(),
+            "failure_rate",
+        ),
+        "new-errors-24h": _metric(
+            database, "New error patterns, last 24 h", headline, "new_error_patterns"
+        ),
+        "running-now": _metric(database, "Running now", headline, "running_now"),
+        "attempts-per-day": _vega_lite(
+            database,
+            "Attempts per day by task",
+            counts,
+            {
+                "mark": {"type": "bar", "tooltip": True},
+                "encoding": {
+                    "x": {**_DAY, "type": "ordinal", "timeUnit": "utcmonthdate"},
+                    "y": {"field": "attempts", "type": "quantitative", "title": "attempts"},
+                    "color": _TASK,
+                },
+            },
+        ),
+        "failure-rate-per-day": _vega_lite(
+            database,
+            "Failure rate per day by task",
+            counts,
+            {
+                "mark": {"type": "line", "tooltip": True},
+                "encoding": {
+                    "x": _DAY,
+                    "y": {
+                        "field": "failure_rate",
+                        "type": "quantitative",
+                        "title": "failure rate",
+                        "axis": {"format": ".0%"},
+                    },
+                    "color": _TASK,
+                },
+            },
+        ),
+        "duration-per-day": _vega_lite(
+            database,
+            "Duration p50 (solid) and p95 (dashed) per day, ms",
+            daily,
+            {
+                "transform": [{"fold": ["p50_ms", "p95_ms"], "as": ["percentile", "ms"]}],
+                "mark": {"type": "line", "tooltip": True},
+                "encoding": {
+                    "x": _DAY,
+                    "y": {
+                        "field": "ms",
+                        "type": "quantitative",
+                        "title": "duration (ms, log scale)",
+                        "scale": {"type": "log"},
+                    },
+                    "color": _TASK,
+                    "strokeDash": {"field": "percentile", "type": "nominal"},
+                },
+            },
+        ),
+        "top-errors": _vega_lite(
+            database,
+            "Top error patterns in the window",
+            chart_sql.top_errors(10),
+            {
+                "autosize": _FIT_X,
+                "mark": {"type": "bar", "tooltip": True},
+                "encoding": {
+                    "y": {"field": "error_group", "type": "nominal", "sort": "-x", "title": None},
+                    "x": {"field": "occurrences", "type": "quantitative", "title": "failures"},
+                    "tooltip": [
+                        {"field": "error_group", "type": "nominal"},
+                        {"field": "occurrences", "type": "quantitative"},
+                        {"field": "tasks", "type": "nominal"},
+                        {"field": "last_seen", "type": "nominal"},
+                        {"field": "sample_message", "type": "nominal"},
+                    ],
+                },
+            },
+        ),
+        "failure-rate-by-task": _vega_lite(
+            database,
+            "Failure rate by task in the window",
+            get("failure_rates").sql,
+            {
+                "autosize": _FIT_X,
+                "mark": {"type": "bar", "tooltip": True},
+                "encoding": {
+                    "y": {**_TASK, "sort": "-x"},
+                    "x": {
+                        "field": "failure_rate",
+                        "type": "quantitative",
+                        "title": "failure rate",
+                        "axis": {"format": ".0%"},
+                    },
+                },
+            },
+        ),
+        "errors-per-day": _vega_lite(
+            database,
+            "Failures per day by error group (top 8)",
+            get("error_trend").sql,
+            {
+                "mark": {"type": "bar", "tooltip": True},
+                "encoding": {
+                    "x": {**_DAY, "type": "ordinal", "timeUnit": "utcmonthdate"},
+                    "y": {"field": "failures", "type": "quantitative", "title": "failures"},
+                    "color": {"field": "error_group", "type": "nominal", "title": "error group"},
+                },
+            },
+        ),
+        "next": {"title": "Where next", "library": "markdown", "display": _next_markdown(database)},
+    }
+    return {
+        "title": "Task health",
+        "description": "Headline numbers for the last 24 hours, then trends over the window "
+        "(since: 7d, 24h or an ISO-8601 time). Every chart is a probe from taskexec/probes.",
+        "settings": {"allow_fullscreen": True},
+        "layout": [
+            ["attempts-24h", "failure-rate-24h", "new-errors-24h", "running-now"],
+            [
+                "attempts-per-day",
+                "attempts-per-day",
+                "failure-rate-per-day",
+                "failure-rate-per-day",
+            ],
+            ["duration-per-day", "duration-per-day", "top-errors", "top-errors"],
+            ["failure-rate-by-task", "failure-rate-by-task", "errors-per-day", "errors-per-day"],
+            ["next", "next", "next", "next"],
+        ],
+        "filters": {
+            "since": {"name": "Since", "type": "text", "default": "7d"},
+            "task_slug": {
+                "name": "Task (trend charts)",
+                "type": "select",
+                "db": database,
+                "query": get("task_list").sql,
+            },
+        },
+        "charts": charts,
+    }
+
+
+def _next_markdown(database: str) -> str:
+    db = _tilde(database)
+    rows = [
+        (f"/{db}/recent_failures", "Recent failures", "newest failed attempts; click a trace_id"),
+        (f"/{db}/error_patterns", "Error patterns", "failures grouped by stack hash"),
+        (f"/{db}/new_errors", "New error patterns", "bugs first seen in the last 24 h"),
+        (f"/{db}/slowest_runs", "Slowest runs", "the longest attempts"),
+        (f"/{db}/retry_analysis", "Retry analysis", "how often retries rescue a run"),
+        (f"/{db}/{TABLE}", "All executions", "full-text search, facets by status and task"),
+    ]
+    lines = [f"- [{label}]({href}): {what}" for href, label, what in rows]
+    return "**Where next**\n\n" + "\n".join(lines) + "\n"
+
+
+# -- YAML -----------------------------------------------------------------------------------
+
+
+def to_yaml(metadata: dict[str, Any]) -> str:
+    """Deterministic YAML: keys in build order, multi-line strings (the SQL) as literal blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """SafeDumper that writes multi-line strings as ``|`` blocks and never uses aliases."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, _str)
+    header = (
+        "# Generated by `taskexec metadata > metadata.yml` from taskexec/probes. Do not edit.\n"
+    )
+    body = yaml.dump(
+        metadata, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100, indent=2
+    )
+    return header + body

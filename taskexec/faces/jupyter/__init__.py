@@ -1,0 +1,1 @@
+"""The Jupyter face: probe results as DataFrames, charts, headless notebook reports."""

@@ -1,0 +1,233 @@
+"""The one declaration of the three MCP tools: names, typed and bounded parameters, descriptions
+(the docstrings), annotations and output models.
+
+``register_tools(mcp, find_database)`` adds them to an ``MCPServer``; both faces of the tools use
+it and only say which database file a call reads: ``taskexec mcp`` (``server.py``) always its
+own, the Datasette hook (``datasette_hook.py``) the served database named by the extra
+``database`` argument, which only it offers. Each call opens that file read-only on a worker
+thread and closes it again, so no argument can make a tool write; the answers come from
+``tools.py`` as the models of ``models.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, get_args
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from ...db import Store
+from ...errors import TaskexecError
+from ...model import STATUSES
+from . import models
+from . import tools as answers
+
+#: How a tool call finds its database: given the call's context and its ``database`` argument
+#: (None when not passed, and always None where the argument is not offered), the path of the
+#: taskexec database file to read. Raise ``ToolError`` to refuse the call.
+FindDatabase = Callable[[Context, str | None], Awaitable[str]]
+
+Status = Literal["running", "success", "failed", "timeout", "cancelled", "abandoned"]
+assert get_args(Status) == STATUSES, "Status must list taskexec.model.STATUSES"
+
+_WHEN = (
+    "ISO-8601 with a zone (e.g. 2026-11-19T00:00:00Z or 2026-11-19T02:00:00+02:00) or a window "
+    "back from now (e.g. 24h, 7d, 30m, 2w). The answer's `window` says how it was understood."
+)
+TaskIdArg = Annotated[
+    str | None,
+    Field(max_length=200, description="Only this task definition id, exact (e.g. 'task_011')."),
+]
+TaskSlugArg = Annotated[
+    str | None,
+    Field(max_length=200, description="Only this task name, exact (e.g. 'sync_inbox')."),
+]
+StatusArg = Annotated[Status | None, Field(description="Only attempts with this status.")]
+SinceArg = Annotated[
+    str | None, Field(max_length=64, description=f"Only attempts started at or after. {_WHEN}")
+]
+UntilArg = Annotated[
+    str | None, Field(max_length=64, description=f"Only attempts started before. {_WHEN}")
+]
+ListLimitArg = Annotated[
+    int, Field(ge=1, le=200, description="How many executions to return (1-200).")
+]
+FailedLimitArg = Annotated[
+    int, Field(ge=1, le=100, description="How many failed runs to return (1-100).")
+]
+TraceIdArg = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="The run's trace id: 32 hex characters, from tasks_list or tasks_last_failed.",
+    ),
+]
+DatabaseArg = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Which taskexec database (its Datasette name, see list_databases); "
+        "optional when only one is served.",
+    ),
+]
+
+#: The extra argument of the Datasette hook's tools (see ``register_tools``).
+_DATABASE = inspect.Parameter(
+    "database", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DatabaseArg
+)
+
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+
+# -- the tools: each a plain function of a read-only Store and its typed arguments ---------------
+# Parameters, defaults and bounds become the input schema; the docstring is the description; the
+# return type is the output model. ``register_tools`` adds how the Store is found.
+
+
+def tasks_last_failed(
+    store: Store,
+    limit: FailedLimitArg = 10,
+    task_slug: TaskSlugArg = None,
+    since: SinceArg = None,
+) -> models.FailureReport:
+    """The most recent failed runs and why: the first tool to call when debugging.
+
+    Answers "what failed last night and why?". One entry per failed run (its latest failed attempt;
+    failed, timeout or abandoned), newest first, each with the error, the innermost stack frame
+    (`culprit`), its error group (occurrences, first seen, `is_new` when first seen less than 24h
+    before this failure) and how the run ended after retries (`run`). `summary` says it in words and
+    `distinct_errors` groups the causes. Follow up with tasks_by_trace(trace_id) for stack traces.
+    """
+    return answers.last_failed(store, limit=limit, task_slug=task_slug, since=since)
+
+
+def tasks_by_trace(store: Store, trace_id: TraceIdArg) -> models.TraceDetail:
+    """Every attempt of one logical run (a trace), in attempt order, with error details.
+
+    Use it after tasks_list or tasks_last_failed returned a trace_id and you need the why: each
+    attempt's status, timing, error type, message, stack trace and stack hash (error group), and
+    `outcome` says whether the run finally succeeded after its retries.
+    """
+    return answers.trace(store, trace_id)
+
+
+def tasks_list(
+    store: Store,
+    task_id: TaskIdArg = None,
+    task_slug: TaskSlugArg = None,
+    status: StatusArg = None,
+    since: SinceArg = None,
+    until: UntilArg = None,
+    limit: ListLimitArg = 20,
+) -> models.ExecutionList:
+    """List task executions (one row per attempt), newest first, with how many match.
+
+    Use it to browse or count runs: "did sync_inbox run today?", "how many timeouts since Monday?",
+    "what ran between 02:00 and 03:00?". Filters combine with AND. `total_matching` counts all
+    matches (exact up to 10,000) and `truncated` says whether more exist than were returned.
+    For failures and their causes prefer tasks_last_failed; for one run's details, tasks_by_trace.
+    """
+    return answers.list_executions(
+        store,
+        task_id=task_id,
+        task_slug=task_slug,
+        status=status,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+
+
+#: The tools in the order clients list them, with their titles.
+TOOLS: tuple[tuple[Callable[..., BaseModel], str], ...] = (
+    (tasks_last_failed, "Latest failed runs and why"),
+    (tasks_by_trace, "All attempts of one run"),
+    (tasks_list, "List task executions"),
+)
+
+
+def register_tools(
+    mcp: MCPServer, find_database: FindDatabase, *, database_argument: bool = False
+) -> None:
+    """Add ``tasks_last_failed``, ``tasks_by_trace`` and ``tasks_list`` to ``mcp``.
+
+    Each call asks ``find_database`` for its file, then computes the answer on a worker thread
+    from the file opened read-only. With ``database_argument`` every tool also takes the
+    optional ``database`` argument (passed to ``find_database``); without, it has no such
+    argument and ``find_database`` gets None.
+    """
+    for declared, title in TOOLS:
+        tool = _mcp_tool(declared, find_database, database_argument)
+        mcp.add_tool(tool, title=title, description=inspect.getdoc(declared), annotations=READ_ONLY)
+
+
+def _mcp_tool(
+    declared: Callable[..., BaseModel], find_database: FindDatabase, database_argument: bool
+) -> Callable[..., Awaitable[CallToolResult]]:
+    """The callable the SDK registers for a declared tool.
+
+    Its signature (which the SDK reads for the input and output schemas) is the declared one
+    with the Store replaced by the SDK's Context, plus ``database`` when offered, and returning
+    the answer already as a ``CallToolResult`` (see ``as_result``) checked against the model.
+    """
+
+    async def tool(ctx: Context, **arguments: Any) -> CallToolResult:
+        path = await find_database(ctx, arguments.pop("database", None))
+        return await anyio.to_thread.run_sync(
+            functools.partial(run_tool, path, declared, **arguments)
+        )
+
+    declared_signature = inspect.signature(declared, eval_str=True)
+    _store, *parameters = declared_signature.parameters.values()  # the Store is ours to pass
+    context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context)
+    extra = [_DATABASE] if database_argument else []
+    signature = inspect.Signature(
+        [context, *parameters, *extra],
+        return_annotation=Annotated[CallToolResult, declared_signature.return_annotation],
+    )
+    tool.__name__ = tool.__qualname__ = declared.__name__
+    tool.__doc__ = declared.__doc__
+    tool.__signature__ = signature  # type: ignore[attr-defined]
+    tool.__annotations__ = {
+        **{p.name: p.annotation for p in signature.parameters.values()},
+        "return": signature.return_annotation,
+    }
+    return tool
+
+
+def run_tool(db_path: str, compute: Callable[..., BaseModel], **kwargs: object) -> CallToolResult:
+    """Open the database read-only, compute one answer, close it; return it as a tool result.
+
+    Anticipated problems (bad arguments, a missing or foreign database, SQLite errors) become a
+    ``ToolError`` whose one-line message says how to fix the call; no traceback reaches the client.
+    """
+    try:
+        store = Store.open_readonly(db_path)
+    except TaskexecError as exc:
+        raise ToolError(str(exc)) from None
+    try:
+        return as_result(compute(store, **kwargs))
+    except TaskexecError as exc:
+        raise ToolError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise ToolError(f"database error ({exc}); retry, or check {db_path}") from None
+    finally:
+        store.close()
+
+
+def as_result(answer: BaseModel) -> CallToolResult:
+    """The answer as structured content plus the same JSON, compact, as text for clients that
+    only read text (the SDK's default text is indented: a third more bytes and tokens)."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=answer.model_dump_json())],
+        structured_content=answer.model_dump(mode="json"),
+    )

@@ -1,0 +1,434 @@
+"""What the MCP tools answer, as plain functions over a read-only Store (models: ``models.py``).
+
+The tools declared in ``declare.py`` call these, for ``taskexec mcp`` and the Datasette hook
+alike, so the answers are the same whichever way an assistant connects. Nothing here knows about
+MCP or SQL: bad arguments raise ``InvalidRecord`` naming the argument and saying how to fix it;
+the tools turn that into a tool error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ...db.store import MAX_LIMIT, Store
+from ...errors import InvalidRecord
+from ...model import FAILURE_STATUSES, check_trace_id, format_ts, parse_ts, parse_window, utcnow
+from .models import (
+    COUNT_CAP,
+    Attempt,
+    ErrorGroupInfo,
+    ErrorSummary,
+    ExecutionList,
+    ExecutionSummary,
+    Failure,
+    FailureReport,
+    RunOutcome,
+    TraceDetail,
+    Window,
+)
+
+#: A failure whose error group was first seen less than this before it counts as a new error.
+NEW_ERROR_AGE = timedelta(hours=24)
+#: Compact rows keep the first line of the error message, at most this many characters.
+SHORT_MESSAGE = 160
+#: Longer stack traces are cut (the head and the innermost frames are kept).
+MAX_STACK = 8000
+_FRAME_RE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)', re.M)
+
+# -- argument parsing ----------------------------------------------------------------------------
+
+
+def parse_time_bound(value: str | None, name: str, now: datetime) -> tuple[str | None, str | None]:
+    """Parse a since/until argument into (canonical UTC text, phrase); (None, None) if absent.
+
+    Not ``ingest.backfill.parse_time``, which reads one timestamp field of an imported record.
+
+    Accepts a relative window back from ``now`` (``24h``, ``7d``) or ISO-8601 with a zone.
+    """
+    if value is None or not value.strip():
+        return None, None
+    text = value.strip()
+    try:
+        stamp = format_ts(now - parse_window(text))
+    except InvalidRecord:
+        pass  # not a window: try ISO-8601 below
+    except (OverflowError, ValueError):
+        raise InvalidRecord(name, f"window {value!r} reaches before year 1; shorten it") from None
+    else:
+        return stamp, (f"last {text}" if name == "since" else f"until {text} ago")
+    try:
+        stamp = format_ts(parse_ts(text, name))
+    except InvalidRecord:
+        if _is_naive_iso(text):
+            full = text.replace(" ", "T") if ":" in text else f"{text}T00:00:00"
+            raise InvalidRecord(
+                name,
+                f"{value!r} has no time zone; add Z for UTC or an offset "
+                f"(e.g. {full}Z or {full}+02:00), or pass a window such as 24h",
+            ) from None
+        raise InvalidRecord(
+            name,
+            f"{value!r} is neither an ISO-8601 timestamp with a zone (e.g. "
+            "2026-11-19T00:00:00Z or 2026-11-19T02:00:00+02:00) nor a relative window "
+            "(e.g. 24h, 7d, 30m, 2w)",
+        ) from None
+    return stamp, f"{name} {stamp}"
+
+
+def _is_naive_iso(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        return False
+
+
+def make_window(
+    since: str | None, until: str | None = None, now: datetime | None = None
+) -> tuple[Window, datetime | None, datetime | None]:
+    """The Window for since/until plus the bounds as datetimes for the store."""
+    now = now or utcnow()
+    since_ts, since_words = parse_time_bound(since, "since", now)
+    until_ts, until_words = parse_time_bound(until, "until", now)
+    if since_ts and until_ts and since_ts >= until_ts:
+        raise InvalidRecord("until", f"{until_ts} is not after since {since_ts}; swap them")
+    words = " ".join(w for w in (since_words, until_words) if w) or "all time"
+    window = Window(since=since_ts, until=until_ts, understood_as=words)
+    return window, _dt(since_ts), _dt(until_ts)
+
+
+def _dt(stamp: str | None) -> datetime | None:
+    return parse_ts(stamp) if stamp else None
+
+
+def _instant(stamp: str) -> datetime:
+    """A stored timestamp (canonical, so no validation needed) as a datetime; fast."""
+    return datetime.fromisoformat(stamp)
+
+
+def normalise_trace_id(value: str) -> str:
+    """Accept surrounding spaces and upper case; reject anything else with a usable message."""
+    candidate = value.strip().lower() if isinstance(value, str) else value
+    try:
+        return check_trace_id(candidate)
+    except InvalidRecord as exc:
+        raise InvalidRecord(
+            "trace_id",
+            f"expected 32 hex characters (a W3C trace id), got {value!r}; copy the trace_id "
+            "field of a tasks_list or tasks_last_failed result",
+        ) from exc
+
+
+# -- the three answers ---------------------------------------------------------------------------
+
+
+def list_executions(
+    store: Store,
+    *,
+    task_id: str | None = None,
+    task_slug: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 20,
+    now: datetime | None = None,
+) -> ExecutionList:
+    """Executions matching the filters, newest first, with the total that match."""
+    window, since_dt, until_dt = make_window(since, until, now)
+    filters: dict[str, Any] = dict(
+        task_id=task_id, task_slug=task_slug, status=status, since=since_dt, until=until_dt
+    )
+    rows = store.list_executions(**filters, limit=limit)
+    total = len(rows) if len(rows) < limit else store.count_executions(**filters, cap=COUNT_CAP)
+    hint = None
+    if not rows:
+        hint = _empty_hint(store, task_id=task_id, task_slug=task_slug, window=window)
+    return ExecutionList(
+        window=window,
+        executions=[_summary(r) for r in rows],
+        returned=len(rows),
+        total_matching=min(total, COUNT_CAP),
+        total_is_exact=total <= COUNT_CAP,
+        truncated=total > len(rows),
+        hint=hint,
+    )
+
+
+def trace(store: Store, trace_id: str) -> TraceDetail:
+    """Every attempt of one logical run, in attempt order, and how the run ended."""
+    trace_id = normalise_trace_id(trace_id)
+    rows = store.trace(trace_id)
+    if not rows:
+        raise InvalidRecord(
+            "trace_id",
+            f"no execution has trace_id {trace_id!r} in this database; find trace ids with "
+            "tasks_list or tasks_last_failed",
+        )
+    last = rows[-1]
+    return TraceDetail(
+        trace_id=trace_id,
+        task_slug=last["task_slug"],
+        task_id=last["task_id"],
+        outcome=run_outcome([(r["attempt"], r["status"]) for r in rows]),
+        attempts=[_attempt(r) for r in rows],
+    )
+
+
+def last_failed(
+    store: Store,
+    *,
+    limit: int = 10,
+    task_slug: str | None = None,
+    since: str | None = None,
+    now: datetime | None = None,
+) -> FailureReport:
+    """The most recent failed runs, each with its error group and the run's final outcome.
+
+    Retries make one broken run fail several times; a person wants that once, so failed
+    attempts are folded into their run (the latest failed attempt represents it).
+    """
+    window, since_dt, _ = make_window(since, None, now)
+    runs, more = _recent_failed_runs(store, limit, task_slug, since_dt)
+    attempts = store.attempts_of(list(runs))
+    failures = [
+        _failure(rows[0], attempts.get(trace_id) or [(rows[0]["attempt"], rows[0]["status"])])
+        for trace_id, rows in runs.items()
+    ]
+    errors = _distinct_errors(failures)
+    hint = None
+    if not failures:
+        hint = _empty_hint(store, task_slug=task_slug, window=window, what="failures")
+    return FailureReport(
+        window=window,
+        summary=_report_summary(window, failures, errors, more),
+        failures=failures,
+        distinct_errors=errors,
+        returned=len(failures),
+        truncated=more,
+        hint=hint,
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def run_outcome(attempts: Sequence[tuple[int, str]]) -> RunOutcome:
+    """Summarise a run from its (attempt, status) pairs in attempt order."""
+    final_attempt, final = attempts[-1]
+    n = len(attempts)
+    failed_before = any(s in FAILURE_STATUSES for _, s in attempts[:-1])
+    succeeded = final == "success"
+    if succeeded:
+        summary = (
+            "succeeded on the first attempt"
+            if n == 1
+            else f"succeeded on attempt {final_attempt} after {n - 1} failed attempt(s)"
+        )
+    elif final == "running":
+        summary = f"attempt {final_attempt} is still running"
+    else:
+        summary = f"ended {final} after {n} attempt(s); no later retry recorded"
+    return RunOutcome(
+        final_status=final,
+        succeeded=succeeded,
+        attempts=n,
+        recovered=succeeded and failed_before,
+        summary=summary,
+    )
+
+
+def _recent_failed_runs(
+    store: Store, limit: int, task_slug: str | None, since: datetime | None
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """The newest ``limit`` runs with a failed attempt (newest failed attempt first), and
+    whether older ones exist. Reads failed attempts in growing batches until enough runs."""
+    fetch = limit * 2 + 1
+    while True:
+        rows = store.last_failed(limit=min(fetch, MAX_LIMIT), task_slug=task_slug, since=since)
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            runs.setdefault(row["trace_id"], []).append(row)
+        exhausted = len(rows) < fetch
+        if len(runs) > limit or exhausted or fetch >= MAX_LIMIT:
+            break
+        fetch *= 4
+    more = len(runs) > limit or not exhausted
+    return dict(list(runs.items())[:limit]), more
+
+
+def culprit(stack_trace: str | None) -> str | None:
+    """The innermost frame of a Python traceback as ``dir/file.py:line in function``."""
+    if not stack_trace:
+        return None
+    frames = list(_FRAME_RE.finditer(stack_trace))
+    if not frames:
+        return None
+    last = frames[-1]
+    path = "/".join(last["file"].replace("\\", "/").split("/")[-2:])
+    return f"{path}:{last['line']} in {last['func']}"
+
+
+def _short(message: str | None) -> str | None:
+    if not message:
+        return message
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line if len(line) <= SHORT_MESSAGE else line[: SHORT_MESSAGE - 1] + "…"
+
+
+def _cut_stack(stack: str | None) -> str | None:
+    if stack is None or len(stack) <= MAX_STACK:
+        return stack
+    head, tail = stack[: MAX_STACK // 4], stack[-(MAX_STACK * 3 // 4) :]
+    return f"{head}\n... ({len(stack) - len(head) - len(tail)} characters cut) ...\n{tail}"
+
+
+def _summary(row: dict[str, Any]) -> ExecutionSummary:
+    return ExecutionSummary(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        task_slug=row["task_slug"],
+        task_id=row["task_id"],
+        attempt=row["attempt"],
+        status=row["status"],
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        error_type=row["error_type"],
+        error_message=_short(row["error_message"]),
+    )
+
+
+def _attempt(row: dict[str, Any]) -> Attempt:
+    return Attempt(
+        attempt=row["attempt"],
+        span_id=row["span_id"],
+        retry_of=row["retry_of"],
+        status=row["status"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        duration_ms=row["duration_ms"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        stack_trace=_cut_stack(row["stack_trace"]),
+        stack_hash=row["stack_hash"],
+        first_occurrence=bool(row["first_seen_error"]),
+        host=row["host"],
+        content=row["content"],
+        attributes=row["attributes"],
+    )
+
+
+def _failure(row: dict[str, Any], attempts: list[tuple[int, str]]) -> Failure:
+    group = None
+    if row["stack_hash"] and row["group_first_seen"]:
+        first_seen = row["group_first_seen"]
+        age = _instant(row["started_at"]) - _instant(first_seen)
+        group = ErrorGroupInfo(
+            stack_hash=row["stack_hash"],
+            occurrences=row["group_occurrences"],
+            first_seen=first_seen,
+            last_seen=row["group_last_seen"],
+            is_new=age < NEW_ERROR_AGE,
+            first_occurrence=bool(row["first_seen_error"]),
+        )
+    return Failure(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        task_slug=row["task_slug"],
+        task_id=row["task_id"],
+        attempt=row["attempt"],
+        failed_attempts=sum(1 for _, status in attempts if status in FAILURE_STATUSES),
+        status=row["status"],
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        culprit=culprit(row["stack_trace"]),
+        error_group=group,
+        run=run_outcome(attempts),
+    )
+
+
+def _distinct_errors(failures: list[Failure]) -> list[ErrorSummary]:
+    out: dict[str, ErrorSummary] = {}
+    for failure in failures:
+        group = failure.error_group
+        if group is None:
+            continue
+        seen = out.get(group.stack_hash)
+        if seen is None:
+            out[group.stack_hash] = ErrorSummary(
+                stack_hash=group.stack_hash,
+                error_type=failure.error_type,
+                error_message=_short(failure.error_message),
+                runs_listed=1,
+                occurrences=group.occurrences,
+                first_seen=group.first_seen,
+                is_new=group.is_new,
+            )
+        else:
+            seen.runs_listed += 1
+            seen.is_new = seen.is_new or group.is_new
+    return sorted(out.values(), key=lambda e: (not e.is_new, -e.runs_listed))
+
+
+def _report_summary(
+    window: Window, failures: list[Failure], errors: list[ErrorSummary], more: bool
+) -> str:
+    """A few sentences a person can read: what failed, why, is it new, did retries fix it."""
+    if not failures:
+        return f"No failed runs ({window.understood_as})."
+    n = len(failures)
+    if more:
+        lead = "The most recent failed run" if n == 1 else f"The {n} most recent failed runs"
+    else:
+        lead = f"{n} failed run(s)"
+    parts = [f"{lead} ({window.understood_as}), newest at {failures[0].started_at}"]
+    if errors:
+        described = []
+        for e in errors[:3]:
+            age = "NEW, first seen" if e.is_new else "known since"
+            described.append(
+                f"{e.error_type}: {e.error_message} ({e.runs_listed} run(s); {age} "
+                f"{e.first_seen}; {e.occurrences} occurrence(s) in all)"
+            )
+        rest = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+        parts.append(f"{len(errors)} distinct error(s): " + "; ".join(described) + rest)
+    no_error = sum(1 for f in failures if f.error_group is None)
+    if no_error:
+        statuses = sorted({f.status for f in failures if f.error_group is None})
+        parts.append(f"{no_error} run(s) recorded no error ({', '.join(statuses)})")
+    recovered = sum(1 for f in failures if f.run.succeeded)
+    running = sum(1 for f in failures if f.run.final_status == "running")
+    fate = f"After retries: {recovered} recovered, {n - recovered - running} ended failed"
+    parts.append(fate + (f", {running} still running" if running else ""))
+    return ". ".join(parts) + "."
+
+
+def _empty_hint(
+    store: Store,
+    *,
+    window: Window,
+    task_id: str | None = None,
+    task_slug: str | None = None,
+    what: str = "executions",
+) -> str:
+    """Say why nothing matched: an unknown task, or a window after the newest data."""
+    for column, value in (("task_slug", task_slug), ("task_id", task_id)):
+        if value is not None:
+            known = store.distinct_values(column)
+            if value not in known:
+                return f"No {column} {value!r} in this database. Known: {', '.join(known)}."
+    # The newest row by the started_at index: one seek. (Store.data_range() also counts every
+    # row, a full scan: ~150 ms at a million rows, on every empty answer.)
+    latest = store.list_executions(limit=1)
+    newest = latest[0]["started_at"] if latest else None
+    if newest is None:
+        return "The database has no executions yet."
+    if window.since and window.since > newest:
+        return (
+            f"No {what} {window.understood_as}: the newest execution started at {newest}. "
+            "Pass an earlier since (ISO-8601) or a longer window."
+        )
+    return f"No {what} match these filters; the newest execution started at {newest}."

@@ -1,0 +1,1 @@
+"""Filling the database from outside: result-file backfill, OTLP/JSON, merge, demo data."""
