@@ -46,6 +46,55 @@ def new_span_id() -> str:
             return f"{value:016x}"
 
 
+_UUID_RE = re.compile(
+    r"^(?:urn:uuid:)?\{?([0-9a-fA-F]{8})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?"
+    r"([0-9a-fA-F]{4})-?([0-9a-fA-F]{12})\}?$"
+)
+
+
+def uuid_hex(value: object) -> str | None:
+    """The 32 lowercase hex digits of a UUID in any standard form (hyphens or not, braces,
+    ``urn:uuid:``, any case, a ``uuid.UUID``), else None."""
+    if hasattr(value, "hex") and type(value).__name__ == "UUID":
+        return str(value.hex)
+    if not isinstance(value, str):
+        return None
+    match = _UUID_RE.match(value.strip())
+    return "".join(match.groups()).lower() if match else None
+
+
+def as_trace_id(value: object) -> object:
+    """A trace id from what a framework gives: a W3C id as is, a UUID as its 32 hex digits.
+    Anything else is returned unchanged (and fails validation, naming the field)."""
+    if isinstance(value, str) and _TRACE_RE.match(value):
+        return value
+    return uuid_hex(value) or value
+
+
+def as_span_id(value: object) -> object:
+    """A span id from what a framework gives: a W3C span id as is; a UUID (or a W3C trace id)
+    becomes the first 16 hex digits of the SHA-256 of its 32 hex digits, so distinct UUIDs give
+    distinct span ids with overwhelming probability. Anything else is returned unchanged."""
+    if isinstance(value, str) and _SPAN_RE.match(value):
+        return value
+    digits = uuid_hex(value) or (
+        value if isinstance(value, str) and _TRACE_RE.match(value) else None
+    )
+    if digits is None:
+        return value
+    return derive_span_id(digits)
+
+
+def derive_span_id(*parts: object) -> str:
+    """A stable span id from any values (e.g. a framework's job id and the attempt number), so
+    every process that sees the same job computes the same id for its attempt."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    for i in range(0, 64, 16):
+        if digest[i : i + 16] != "0" * 16:
+            return digest[i : i + 16]
+    return "0" * 15 + "1"  # pragma: no cover - sha256 of anything is never all zero
+
+
 def check_trace_id(value: object, field_name: str = "trace_id") -> str:
     """Return a valid trace id or raise InvalidRecord naming the field."""
     if not isinstance(value, str) or not _TRACE_RE.match(value) or value == "0" * 32:

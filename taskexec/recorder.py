@@ -10,6 +10,9 @@ Retries use tenacity (well kept, sync and async, composable wait strategies).
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -36,7 +39,16 @@ from . import tracing
 from .db import Store, rows
 from .db.writer import DEFAULT_INTERVAL, Writer, WriterStats
 from .errors import InvalidRecord
-from .model import Outcome, TaskExecution, live_key, new_span_id, new_trace_id, utcnow
+from .model import (
+    Outcome,
+    TaskExecution,
+    as_span_id,
+    as_trace_id,
+    live_key,
+    new_span_id,
+    new_trace_id,
+    utcnow,
+)
 from .stackhash import format_stack, qualified_type, stack_hash_from_exception
 
 log = logging.getLogger("taskexec")
@@ -60,15 +72,18 @@ class AttemptOptions(TypedDict, total=False):
     """What ``track`` and ``start`` accept besides the task's slug (all optional)."""
 
     task_id: str | None  # the task definition's id (default: the slug)
-    trace_id: str | None  # continue this logical run (default: a new trace)
-    parent_span_id: str | None  # the enclosing span, when run inside another operation
+    trace_id: str | None  # continue this logical run (default: a new trace); W3C id or UUID
+    span_id: str | None  # this attempt's id (default: random); W3C span id, or a UUID
+    # (see model.as_span_id); integrations derive it from the job id and attempt number
+    parent_span_id: str | None  # the enclosing span (W3C span id or UUID)
     attempt: int  # 1 for the first try
-    retry_of: str | None  # span id of the previous attempt
+    retry_of: str | None  # span id of the previous attempt (W3C span id or UUID)
     scheduled_at: datetime | None  # when the scheduler meant it to run (aware)
     attributes: Mapping[str, Any] | None  # anything else; JSON-unfriendly values become text
     parents: Sequence[Any]  # input records / parent pointers
     causes: Sequence[Any]  # upstream executions that caused this one
     content: str | None  # a summary, full-text searchable
+    capture_logs: int  # keep this attempt's last N log lines in attributes["log_tail"]
 
 
 class Run:
@@ -88,6 +103,8 @@ class Run:
         self._live: tracing.LiveSpan | None = None  # the OpenTelemetry span, when tracing
         self._done = threading.Lock()
         self._finished = False
+        self._logs: collections.deque[str] | None = None  # the last log lines, when captured
+        self._token: contextvars.Token[Run | None] | None = None
 
     @property
     def span_id(self) -> str:
@@ -126,6 +143,19 @@ class Run:
         string form."""
         self.attributes.update(attributes)
 
+    def record_call(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, limit: int = 2000
+    ) -> None:
+        """Opt-in: keep the call's arguments in ``attributes`` (``args``, ``kwargs``), each cut
+        to ``limit`` characters of JSON and scrubbed like everything else."""
+        self.attributes["args"] = rows.preview(list(args), limit)
+        if kwargs:
+            self.attributes["kwargs"] = rows.preview(dict(kwargs), limit)
+
+    def record_result(self, value: Any, limit: int = 2000) -> None:
+        """Opt-in: keep the return value in ``attributes["result"]`` (cut and scrubbed)."""
+        self.attributes["result"] = rows.preview(value, limit)
+
     def summary(self, text: str) -> None:
         """A one-paragraph summary of what the attempt did; it is full-text searchable."""
         self.content = text if isinstance(text, str) or text is None else str(text)
@@ -146,6 +176,14 @@ class Run:
             if self._finished:
                 return
             self._finished = True
+        if self._token is not None:
+            with contextlib.suppress(ValueError):  # finished in another context than started
+                _CURRENT.reset(self._token)
+            self._token = None
+        elif _CURRENT.get() is self:
+            _CURRENT.set(None)
+        if self._logs:
+            self.attributes["log_tail"] = list(self._logs)
         self._recorder._end(self, exc, status, error_type, error_message, stack_trace)
 
 
@@ -156,10 +194,13 @@ class Tracking:
         self._recorder, self._fields, self._trace_given = recorder, fields, trace_given
         self.span_id: str = fields["span_id"]
         self.trace_id: str = fields["trace_id"]
+        self.capture: int | None = None
         self._run: Run | None = None
 
     def __enter__(self) -> Run:
-        run = self._recorder._begin(self._fields, self._trace_given, attach=True)
+        run = self._recorder._begin(
+            self._fields, self._trace_given, attach=True, capture=self.capture
+        )
         self.span_id, self.trace_id = run.span_id, run.trace_id
         self._run = run
         return run
@@ -189,6 +230,8 @@ class Recorder:
     the task's thread. ``strict=True`` (for tests and tools) opens the file now, writes
     synchronously and raises every problem. ``heartbeat`` (seconds) refreshes
     ``heartbeat_at`` of runs in progress, so ``sweep`` tells a stuck run from a long one.
+    ``capture_logs=N`` keeps each attempt's last N log lines (of any logger, emitted while the
+    attempt is current in its thread or task) in ``attributes["log_tail"]``.
     """
 
     def __init__(
@@ -200,6 +243,7 @@ class Recorder:
         durable: bool = False,
         flush_interval: float = DEFAULT_INTERVAL,
         heartbeat: float | None = None,
+        capture_logs: int = 0,
     ) -> None:
         if flush_interval <= 0 or (heartbeat is not None and heartbeat <= 0):
             raise InvalidRecord("flush_interval", "flush_interval and heartbeat must be > 0")
@@ -207,6 +251,7 @@ class Recorder:
         self.host = host if host is not None else socket.gethostname()
         self.strict = strict
         self.durable = durable or strict
+        self.capture_logs = capture_logs
         self._writer = Writer(
             self.path, interval=flush_interval, heartbeat=heartbeat, strict=strict
         )
@@ -241,17 +286,23 @@ class Recorder:
         self.close()
 
     def _fields(self, task_slug: str, options: AttemptOptions) -> dict[str, Any]:
-        span_id = new_span_id()
+        given_span, parent, retry_of = (
+            options.get("span_id"),
+            options.get("parent_span_id"),
+            options.get("retry_of"),
+        )
+        span_id = as_span_id(given_span) if given_span else new_span_id()
+        trace_id = options.get("trace_id")
         return {
             "task_slug": task_slug,
             "task_id": options.get("task_id") or task_slug,
             "status": "running",
-            "trace_id": options.get("trace_id") or new_trace_id(),
+            "trace_id": as_trace_id(trace_id) if trace_id else new_trace_id(),
             "span_id": span_id,
-            "idempotency_key": live_key(span_id),
-            "parent_span_id": options.get("parent_span_id"),
+            "idempotency_key": live_key(str(span_id)),
+            "parent_span_id": as_span_id(parent) if parent else None,
             "attempt": options.get("attempt", 1),
-            "retry_of": options.get("retry_of"),
+            "retry_of": as_span_id(retry_of) if retry_of else None,
             "scheduled_at": options.get("scheduled_at"),
             "parents": options.get("parents", ()),
             "causes": options.get("causes", ()),
@@ -268,13 +319,20 @@ class Recorder:
         run, and ``scheduled_at`` when the scheduler knows when the run was due.
         """
         fields = self._fields(task_slug, options)
-        return Tracking(self, fields, trace_given=options.get("trace_id") is not None)
+        tracking = Tracking(self, fields, trace_given=options.get("trace_id") is not None)
+        tracking.capture = options.get("capture_logs")
+        return tracking
 
     def start(self, task_slug: str, **options: Unpack[AttemptOptions]) -> Run:
         """Start an attempt without a ``with`` block (for framework signals); end it with
         ``run.finish(exc=None, status=None, ...)`` from any thread. Never raises."""
         fields = self._fields(task_slug, options)
-        return self._begin(fields, options.get("trace_id") is not None, attach=False)
+        return self._begin(
+            fields,
+            options.get("trace_id") is not None,
+            attach=False,
+            capture=options.get("capture_logs"),
+        )
 
     # -- the recording path: fail-open -------------------------------------------------------
 
@@ -316,7 +374,14 @@ class Recorder:
                     break
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _begin(self, fields: dict[str, Any], trace_given: bool, *, attach: bool) -> Run:
+    def _begin(
+        self,
+        fields: dict[str, Any],
+        trace_given: bool,
+        *,
+        attach: bool,
+        capture: int | None = None,
+    ) -> Run:
         try:
             record = self._record(fields)
         except Exception as exc:  # strict mode re-raises above; anything else: a bare record
@@ -325,6 +390,11 @@ class Recorder:
                 task_slug="unnamed", status="running", started_at=utcnow(), host=self.host
             )
         run = Run(self, record)
+        lines = capture if capture is not None else self.capture_logs
+        if lines:
+            run._logs = collections.deque(maxlen=lines)
+            _install_log_handler()
+        run._token = _CURRENT.set(run)
         try:
             # Encoded here, once (scrub, hash, JSON): the writer thread then holds the GIL only
             # for a moment, so a busy task is not held up by it.
@@ -405,6 +475,7 @@ class Recorder:
         backoff: float | wait_base = 1.0,
         max_backoff: float = 60.0,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        capture_args: bool = False,
         **track_kwargs: Any,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a sync or async function so each call is tracked, retrying on failure.
@@ -412,7 +483,9 @@ class Recorder:
         ``retries=3`` allows up to 3 more attempts after the first; all attempts share one
         trace_id, count ``attempt`` 1, 2, 3… and point ``retry_of`` at the previous span.
         ``backoff`` is the first delay in seconds (exponential with jitter up to ``max_backoff``)
-        or any tenacity wait strategy.
+        or any tenacity wait strategy. ``capture_args=True`` keeps each call's arguments and
+        return value (cut to 2,000 characters, scrubbed); ``capture_logs=N`` its last N log
+        lines.
         """
         if type(retries) is not int or retries < 0:
             raise InvalidRecord("retries", f"must be an integer >= 0, got {retries!r}")
@@ -439,8 +512,11 @@ class Recorder:
                     async for attempt in AsyncRetrying(**policy):
                         with attempt:
                             async with chain.next() as run:
+                                if capture_args:
+                                    run.record_call(args, kwargs)
                                 chain.result = await afn(*args, **kwargs)
-                                del run
+                                if capture_args:
+                                    run.record_result(chain.result)
                     return chain.result
 
                 return async_wrapper  # type: ignore[return-value]
@@ -449,8 +525,12 @@ class Recorder:
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
                 chain = _Chain(self, task_slug, chain_kwargs)
                 for attempt in Retrying(**policy):
-                    with attempt, chain.next():
+                    with attempt, chain.next() as run:
+                        if capture_args:
+                            run.record_call(args, kwargs)
                         chain.result = fn(*args, **kwargs)
+                        if capture_args:
+                            run.record_result(chain.result)
                 result: R = chain.result
                 return result
 
@@ -461,6 +541,40 @@ class Recorder:
     def sweep(self, older_than: float = 3600.0) -> int:
         """Mark running rows not heard from for ``older_than`` seconds as abandoned."""
         return self.store.sweep(older_than)
+
+
+#: The attempt in progress in this thread / asyncio task (for log capture).
+_CURRENT: contextvars.ContextVar[Run | None] = contextvars.ContextVar("taskexec_run", default=None)
+
+
+def current_run() -> Run | None:
+    """The attempt in progress in this thread or asyncio task, if any."""
+    return _CURRENT.get()
+
+
+class _AttemptLogHandler(logging.Handler):
+    """Copies log lines to the current attempt when it captures them; never raises."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        run = _CURRENT.get()
+        if run is not None and run._logs is not None and record.name != log.name:
+            try:
+                run._logs.append(self.format(record))
+            except Exception:  # noqa: BLE001 - a log line must not break the task
+                self.handleError(record)
+
+
+_HANDLER: _AttemptLogHandler | None = None
+
+
+def _install_log_handler() -> None:
+    """Put the capturing handler on the root logger once (it does nothing for attempts that
+    do not capture)."""
+    global _HANDLER
+    if _HANDLER is None:
+        _HANDLER = _AttemptLogHandler(logging.DEBUG)
+        _HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(_HANDLER)
 
 
 def _message(exc: BaseException) -> str | None:

@@ -205,3 +205,64 @@ def test_live_key_comes_from_the_span_and_scheduled_at_is_kept(rec):
     assert first["idempotency_key"] == live_key(run.span_id)
     assert first["scheduled_at"] == second["scheduled_at"] == "2025-11-05T06:00:00.000000Z"
     assert first["idempotency_key"] != second["idempotency_key"]
+
+
+def test_start_and_finish_from_another_thread_with_uuid_ids(rec):
+    import threading
+    import uuid
+
+    from taskexec.model import derive_span_id
+
+    job = uuid.UUID("3f2b8a1c-5d6e-4f70-8a9b-0c1d2e3f4a5b")
+    run = rec.start("celery_like", trace_id=str(job), span_id=derive_span_id(job.hex, 1))
+    second = rec.start(
+        "celery_like",
+        trace_id="{" + str(job).upper() + "}",
+        attempt=2,
+        retry_of=derive_span_id(job.hex, 1),
+        span_id=derive_span_id(job.hex, 2),
+    )
+    done = threading.Thread(target=run.finish, kwargs={"exc": ValueError("first try")})
+    done.start()
+    done.join()
+    run.finish()  # a second finish does nothing
+    second.finish(status="success")
+    first_row, second_row = sorted(rows(rec), key=lambda r: r["attempt"])
+    assert first_row["trace_id"] == second_row["trace_id"] == job.hex
+    assert first_row["status"] == "failed" and first_row["error_type"] == "ValueError"
+    assert second_row["retry_of"] == first_row["span_id"] == derive_span_id(job.hex, 1)
+    assert second_row["status"] == "success"
+
+
+def test_uuid_forms_map_to_one_trace_id():
+    import uuid
+
+    from taskexec.model import as_span_id, as_trace_id
+
+    value = uuid.uuid4()
+    forms = [str(value), value.hex, str(value).upper(), f"{{{value}}}", f"urn:uuid:{value}", value]
+    assert {as_trace_id(f) for f in forms} == {value.hex}
+    assert len({as_span_id(f) for f in forms}) == 1 and len(as_span_id(value)) == 16
+
+
+def test_capture_args_result_and_log_lines(db_path):
+    import logging
+
+    logger = logging.getLogger("user.code")
+    logger.setLevel(logging.INFO)
+    with Recorder(db_path, capture_logs=3) as rec:
+
+        @rec.task("captured", capture_args=True)
+        def work(n, secret_note="mail me at a@b.example"):
+            for i in range(5):
+                logger.info("step %d of %d", i, n)
+            return {"total": n * 2, "blob": "x" * 5000}
+
+        assert work(5)["total"] == 10
+        with rec.track("other"):
+            logger.info("not captured by this one")
+        (row,) = rec.store.list_executions(task_slug="captured")
+    attrs = row["attributes"]
+    assert attrs["args"] == [5]
+    assert attrs["log_tail"] == [f"INFO user.code: step {i} of 5" for i in (2, 3, 4)]
+    assert attrs["result"].endswith("chars)") and len(attrs["result"]) < 2100

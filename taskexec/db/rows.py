@@ -181,6 +181,18 @@ def _str(value: Any) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
+def preview(value: Any, limit: int = 2000) -> Any:
+    """A value as JSON-able data, or, when its JSON text is longer than ``limit`` characters,
+    that text cut to ``limit`` with the full length said: for captured arguments and results."""
+    data = plain(value)
+    text = dump(data) if isinstance(data, dict | list) else None
+    if text is None:
+        if isinstance(data, str) and len(data) > limit:
+            return f"{data[:limit]}... ({len(data)} chars)"
+        return data
+    return data if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 def dump(value: Any) -> str | None:
     """JSON text of a list or dict (None when empty); never raises for odd values."""
     if not value:
