@@ -326,7 +326,7 @@ class Outcome:
 
     status: str
     ended_at: datetime
-    duration_ms: float
+    duration_ms: float | None  # None: computed from the row's start when written
     error_type: str | None = None
     error_message: str | None = None
     stack_trace: str | None = None

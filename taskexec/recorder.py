@@ -538,6 +538,34 @@ class Recorder:
 
         return decorate
 
+    def finish_span(
+        self,
+        span_id: str,
+        status: str,
+        *,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        stack_trace: str | None = None,
+    ) -> None:
+        """End an attempt this process did not start (or no longer has a ``Run`` for), by its
+        span id: e.g. Celery's main process closing a child's attempt after a hard time limit
+        or a terminating revoke. Only a running (or swept) row changes; the duration is counted
+        from its start. Never raises (``strict`` aside)."""
+        try:
+            outcome = Outcome(
+                status=status,
+                ended_at=utcnow(),
+                duration_ms=None,
+                error_type=error_type,
+                error_message=error_message,
+                stack_trace=stack_trace,
+            )
+            values = rows.encode_outcome(outcome)
+            failed = values.get("stack_hash") is not None
+            self._writer.finish(str(as_span_id(span_id)), values, failed, now=self.durable)
+        except Exception as exc:
+            self._problem("finish", exc)
+
     def sweep(self, older_than: float = 3600.0) -> int:
         """Mark running rows not heard from for ``older_than`` seconds as abandoned."""
         return self.store.sweep(older_than)

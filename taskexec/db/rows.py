@@ -94,6 +94,11 @@ INSERT_JSON = (
 
 def _finish_set(name: str) -> str:
     new = f"f.value ->> '{name}'"
+    if name == "duration_ms":  # unknown to a process that did not run the attempt: from start
+        return (
+            f"{name} = coalesce({new}, round((julianday(f.value ->> 'ended_at') - "
+            "julianday(task_executions.started_at)) * 86400000.0, 3))"
+        )
     if name in _ALWAYS:
         return f"{name} = {new}"
     if name == "error_message":  # a swept run that finishes after all loses the sweep's note
