@@ -451,7 +451,8 @@ class Recorder:
                 memories_retrieved=run.memories_retrieved,
                 retrieval_sources=tuple(run.retrieval_sources),
                 files_written=tuple(run.files_written),
-                attributes=dict(run.attributes),
+                # Unchanged attributes are not encoded again: the row keeps those of its start.
+                attributes=dict(run.attributes) if run.attributes != run.record.attributes else {},
                 content=run.content if run.content != run.record.content else None,
                 **error,
             )

@@ -53,8 +53,10 @@ START_FIELDS = (
     "pid",
     "parents",
     "causes",
+    "attributes",
+    "content",
 )
-#: Fields a live span gets when the attempt ends.
+#: Fields a live span gets when the attempt ends (attributes and content again when changed).
 END_FIELDS = (
     "status",
     "duration_ms",

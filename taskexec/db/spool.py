@@ -133,7 +133,14 @@ def pending_files(db_path: str) -> list[Path]:
             found.extend(p for p in folder.iterdir() if p.suffix == ".jsonl" and p.name != REJECTED)
         except OSError:
             continue
-    return sorted(found, key=lambda p: (_mtime(p), p.name))
+    return sorted(found, key=_order)
+
+
+def _order(path: Path) -> tuple[int, str]:
+    """Oldest first, by the start time in the name (``<pid>-<ns>.jsonl``): unlike the file's
+    mtime it survives copying the folder."""
+    stamp = path.stem.rsplit("-", 1)[-1]
+    return (int(stamp) if stamp.isdigit() else int(_mtime(path) * 1e9), path.name)
 
 
 @contextlib.contextmanager

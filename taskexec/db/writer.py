@@ -54,6 +54,8 @@ log = logging.getLogger("taskexec")
 
 #: Seconds the writer gathers a group before committing it (the kill -9 loss bound).
 DEFAULT_INTERVAL = 0.02
+#: Operations written per transaction at most (a backlog is written in several).
+GROUP_LIMIT = 1000
 #: Operations kept in memory when neither the database nor the spool can take them.
 MEMORY_LIMIT = 1_000_000
 _MAX_IDLE = 1.0  # the thread looks at its queue at least this often
@@ -119,7 +121,7 @@ class Writer:
         *,
         interval: float = DEFAULT_INTERVAL,
         heartbeat: float | None = None,
-        busy_timeout_ms: int = 2_000,
+        busy_timeout_ms: int = 10_000,
         strict: bool = False,
         on_written: Callable[[list[Op]], None] | None = None,
         open_wait: float = 0.1,
@@ -252,6 +254,12 @@ class Writer:
         with self._io_lock:
             if self._ops or self._held:
                 self._write_group(self._drain())
+            if self._spool.pending and self._store is not None:
+                # One last try, waiting for a lock as long as the caller allows: what this
+                # process spooled lands now rather than at the next recorder's start.
+                with contextlib.suppress(sqlite3.Error, DatabaseError, OSError):
+                    self._store.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                    self._replay_backlog(self._store)
             self._spool.close()
             if self._store is not None:
                 with contextlib.suppress(Exception):
@@ -335,6 +343,29 @@ class Writer:
         if time.monotonic() < self._next_retry and (self._held or self._spool.pending):
             self._keep(ops)  # still backing off: keep the order, write later
             return
+        done = 0
+        try:
+            store = self._open()
+            self._replay_backlog(store)
+            # At most GROUP_LIMIT operations per transaction: a writer that fell behind does
+            # not hold the write lock (nor the GIL, turning the group into JSON) for long.
+            for done in range(0, len(ops), GROUP_LIMIT):
+                self._write_chunk(store, ops[done : done + GROUP_LIMIT])
+            done = len(ops)
+        except (sqlite3.Error, DatabaseError, OSError) as exc:
+            self._failed(exc)
+            if self.strict:
+                raise
+            self._keep(ops[done:])
+            return
+        if self._warned:
+            log.warning("taskexec: %s is usable again; held and spooled records are in", self.path)
+            self._warned.clear()
+            self.stats.problems.clear()
+        self._failures = 0
+        self._next_retry = 0.0
+
+    def _write_chunk(self, store: Store, ops: list[Op]) -> None:
         rows, finishes, errors = [], [], False
         inflight = self._inflight
         for kind, span_id, payload, error in ops:
@@ -346,28 +377,12 @@ class Writer:
                 rows.append(payload)
                 if kind == INSERT:
                     inflight[span_id] = payload
-        try:
-            store = self._open()
-            self._replay_backlog(store)
-            if ops:
-                result = store.write_batch(rows, finishes, errors=errors)
-                if result.missing:
-                    log.debug("taskexec: finishes without a row: %s", result.missing[:10])
-                self.stats.written += len(ops)
-                if self.on_written is not None:
-                    self.on_written(ops)
-        except (sqlite3.Error, DatabaseError, OSError) as exc:
-            self._failed(exc)
-            if self.strict:
-                raise
-            self._keep(ops)
-            return
-        if self._warned:
-            log.warning("taskexec: %s is usable again; held and spooled records are in", self.path)
-            self._warned.clear()
-            self.stats.problems.clear()
-        self._failures = 0
-        self._next_retry = 0.0
+        result = store.write_batch(rows, finishes, errors=errors)
+        if result.missing:
+            log.debug("taskexec: finishes without a row: %s", result.missing[:10])
+        self.stats.written += len(ops)
+        if self.on_written is not None:
+            self.on_written(ops)
 
     def _keep(self, ops: list[Op]) -> None:
         """Hold ops: in the spool when it can take them, else in memory (bounded)."""
