@@ -252,12 +252,38 @@ class Recorder:
         self.strict = strict
         self.durable = durable or strict
         self.capture_logs = capture_logs
+        self._hooks: list[Callable[[dict[str, Any]], object]] = []
+        self._dispatcher: _Dispatcher | None = None
         self._writer = Writer(
-            self.path, interval=flush_interval, heartbeat=heartbeat, strict=strict
+            self.path,
+            interval=flush_interval,
+            heartbeat=heartbeat,
+            strict=strict,
+            on_written=self._written,
         )
         self._warned: set[str] = set()
         if strict:
             self._writer.store()  # raises DatabaseError now rather than at the first write
+
+    def on_finish(self, callback: Callable[[dict[str, Any]], object]) -> None:
+        """Call ``callback(row)`` for every attempt this recorder finishes, once its row is in
+        the file: the row as a dict (JSON columns decoded) with ``is_new_error`` (1 when it is
+        the first occurrence of its error group) and ``group_occurrences``. Callbacks run on
+        a thread of their own, never the task's; what they raise is logged, not raised."""
+        self._hooks.append(callback)
+
+    def _written(self, store: Store, ops: list[Any]) -> None:
+        """The writer committed ``ops``: hand the finished ones to the on-finish hooks."""
+        if not self._hooks:
+            return
+        ended = [op[1] for op in ops if op[0] != "i"]  # finished rows and finishes
+        if not ended:
+            return
+        found = store.finished(ended)
+        if found:
+            if self._dispatcher is None or self._dispatcher.pid != os.getpid():
+                self._dispatcher = _Dispatcher(self._hooks)
+            self._dispatcher.put(found)
 
     @property
     def store(self) -> Store:
@@ -276,8 +302,12 @@ class Recorder:
         return self._writer.flush(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush and close the database (interpreter exit does this for every recorder)."""
+        """Flush and close the database (interpreter exit does this for every recorder), then
+        let the on-finish hooks see the last records."""
         self._writer.close(timeout)
+        if self._dispatcher is not None and self._dispatcher.pid == os.getpid():
+            self._dispatcher.stop(timeout)
+            self._dispatcher = None
 
     def __enter__(self) -> Recorder:
         return self
@@ -604,6 +634,39 @@ def _install_log_handler() -> None:
         _HANDLER = _AttemptLogHandler(logging.DEBUG)
         _HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(_HANDLER)
+
+
+class _Dispatcher:
+    """Runs on-finish hooks on a thread of their own, so a slow hook delays neither the task
+    nor the writer; a failing hook is logged (with its traceback: it is the user's code)."""
+
+    def __init__(self, hooks: list[Callable[[dict[str, Any]], object]]) -> None:
+        import queue
+
+        self.hooks, self.pid = hooks, os.getpid()
+        self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="taskexec-hooks", daemon=True)
+        self._thread.start()
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        self._queue.put(rows)
+
+    def stop(self, timeout: float) -> None:
+        """Run what is queued, then end the thread (waiting at most ``timeout`` seconds)."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            rows = self._queue.get()
+            if rows is None:
+                return
+            for row in rows:
+                for hook in list(self.hooks):
+                    try:
+                        hook(row)
+                    except Exception:
+                        log.exception("taskexec: an on_finish callback raised (ignored)")
 
 
 def _message(exc: BaseException) -> str | None:

@@ -266,3 +266,37 @@ def test_capture_args_result_and_log_lines(db_path):
     assert attrs["args"] == [5]
     assert attrs["log_tail"] == [f"INFO user.code: step {i} of 5" for i in (2, 3, 4)]
     assert attrs["result"].endswith("chars)") and len(attrs["result"]) < 2100
+
+
+def test_on_finish_hooks_get_each_record_with_its_novelty(db_path, caplog):
+    import threading
+
+    seen = []
+    threads = set()
+
+    def hook(row):
+        threads.add(threading.get_ident())
+        seen.append((row["task_slug"], row["status"], row["is_new_error"], row["group_occurrences"]))
+
+    def broken(row):
+        raise RuntimeError("a hook that fails")
+
+    with Recorder(db_path) as rec:
+        rec.on_finish(hook)
+        rec.on_finish(broken)
+        for _ in range(2):
+            with pytest.raises(KeyError), rec.track("fragile"):
+                {}["missing"]
+        with rec.track("fine"):
+            pass
+    assert sorted(seen) == [
+        ("fine", "success", 0, None),
+        ("fragile", "failed", 0, 2),
+        ("fragile", "failed", 1, 2),
+    ] or sorted(seen) == [
+        ("fine", "success", 0, None),
+        ("fragile", "failed", 0, 2),
+        ("fragile", "failed", 1, 1),
+    ]
+    assert threading.get_ident() not in threads  # never on the task's thread
+    assert any("on_finish callback raised" in r.getMessage() for r in caplog.records)

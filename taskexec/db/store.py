@@ -461,6 +461,24 @@ class Store:
         )
         return [decode_row(r) for r in rows]
 
+    def finished(self, span_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows of these attempts that have ended, with their novelty: ``is_new_error``
+        (the first occurrence of its error group) and ``group_occurrences`` (for on-finish
+        hooks and alerts)."""
+        out: list[dict[str, Any]] = []
+        ids = list(dict.fromkeys(span_ids))
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            rows = self._query(
+                "SELECT t.*, t.first_seen_error AS is_new_error, "
+                "g.occurrences AS group_occurrences FROM task_executions t "
+                "LEFT JOIN error_groups g ON g.stack_hash = t.stack_hash "
+                f"WHERE t.span_id IN ({', '.join('?' * len(chunk))}) AND t.status != 'running'",
+                chunk,
+            )
+            out.extend(decode_row(r) for r in rows)
+        return out
+
     def last_failed(
         self, *, limit: int = 10, task_slug: str | None = None, since: datetime | None = None
     ) -> list[dict[str, Any]]:

@@ -123,7 +123,7 @@ class Writer:
         heartbeat: float | None = None,
         busy_timeout_ms: int = 10_000,
         strict: bool = False,
-        on_written: Callable[[list[Op]], None] | None = None,
+        on_written: Callable[[Store, list[Op]], None] | None = None,
         open_wait: float = 0.1,
     ) -> None:
         self.path = os.fspath(path)
@@ -382,7 +382,10 @@ class Writer:
             log.debug("taskexec: finishes without a row: %s", result.missing[:10])
         self.stats.written += len(ops)
         if self.on_written is not None:
-            self.on_written(ops)
+            try:
+                self.on_written(store, ops)
+            except Exception:  # noqa: BLE001 - a hook must not undo a write
+                log.exception("taskexec: an on-written hook failed")
 
     def _keep(self, ops: list[Op]) -> None:
         """Hold ops: in the spool when it can take them, else in memory (bounded)."""
