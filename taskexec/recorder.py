@@ -9,31 +9,21 @@ Retries use tenacity (well kept, sync and async, composable wait strategies).
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import contextvars
 import dataclasses
 import functools
-import inspect
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack
-
-from tenacity import (
-    AsyncRetrying,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-from tenacity.wait import wait_base
+from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar, Unpack
 
 from . import tracing
 from .db import Store, rows
@@ -51,6 +41,9 @@ from .model import (
 )
 from .stackhash import format_stack, qualified_type, stack_hash_from_exception
 
+if TYPE_CHECKING:
+    from tenacity.wait import wait_base
+
 log = logging.getLogger("taskexec")
 _HASH = rows.COL["stack_hash"]
 P = ParamSpec("P")
@@ -63,7 +56,10 @@ def status_for(exc: BaseException | None) -> str:
         return "success"
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit | GeneratorExit):
+    asyncio = sys.modules.get("asyncio")  # only loaded when the program uses it: cheap start
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or (
+        asyncio is not None and isinstance(exc, asyncio.CancelledError)
+    ):
         return "cancelled"
     return "failed"
 
@@ -520,6 +516,19 @@ class Recorder:
         """
         if type(retries) is not int or retries < 0:
             raise InvalidRecord("retries", f"must be an integer >= 0, got {retries!r}")
+        # tenacity (and asyncio, inspect) are imported here, not at the top: a worker or
+        # `taskexec run` that never decorates starts faster.
+        import inspect
+
+        from tenacity import (
+            AsyncRetrying,
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_exponential_jitter,
+        )
+        from tenacity.wait import wait_base
+
         wait = (
             backoff
             if isinstance(backoff, wait_base)

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
-
 T = TypeVar("T")
 
 #: How long one statement waits for another process's lock before SQLite says "busy".
@@ -77,6 +75,9 @@ def retry(fn: Callable[..., T], *args: Any, retry_for: float = 60.0) -> T:
     except sqlite3.OperationalError as exc:
         if not is_busy(exc) or retry_for <= 0:
             raise
+    # tenacity only on this (rare) path: importing it costs a short-lived process ~50 ms.
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
     retrying = Retrying(
         retry=retry_if_exception(is_busy),
         wait=wait_exponential_jitter(initial=0.01, max=1.0),

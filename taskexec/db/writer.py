@@ -41,8 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import RetryCallState, wait_exponential_jitter
-
 from ..errors import DatabaseError
 from ..model import utcnow
 from . import spool
@@ -59,7 +57,6 @@ GROUP_LIMIT = 1000
 #: Operations kept in memory when neither the database nor the spool can take them.
 MEMORY_LIMIT = 1_000_000
 _MAX_IDLE = 1.0  # the thread looks at its queue at least this often
-_BACKOFF = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
 _SPAN = _COL["span_id"]
 #: Kinds of queued operation: a running row, a finished row, a finish of an earlier row.
 INSERT, DONE, FINISH = "i", "r", "f"
@@ -429,9 +426,12 @@ class Writer:
         kind = classify(exc)
         self.stats.problems[kind] = str(exc)
         self._failures += 1
+        from tenacity import RetryCallState, wait_exponential_jitter  # only once things fail
+
+        backoff = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
         state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = self._failures
-        self._next_retry = time.monotonic() + _BACKOFF(state)
+        self._next_retry = time.monotonic() + backoff(state)
         if kind != "locked" and self._store is not None:
             with contextlib.suppress(Exception):
                 self._store.close()
