@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import InvalidRecord
+from .scrub import scrub_text
 
 _bits = random.getrandbits
 STATUSES = ("running", "success", "failed", "timeout", "cancelled", "abandoned")
@@ -132,6 +133,38 @@ def from_unix_nanos(nanos: int) -> datetime:
     return EPOCH + timedelta(microseconds=nanos // 1000)
 
 
+#: The largest integer an SQLite INTEGER column holds (``attempt``, ``memories_retrieved``,
+#: ``pid`` are checked against it: a bigger one could not be written).
+MAX_INTEGER = 2**63 - 1
+_INT64 = range(-(2**63), 2**63).__contains__
+#: The longest ``duration_ms``: the span from ``datetime.min`` to ``datetime.max`` (~10,000
+#: years), so any duration two storable timestamps can be apart is accepted and 1e300 is not.
+MAX_DURATION_MS = (datetime.max - datetime.min).total_seconds() * 1000
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr`` of a bad value for a message, cut to ``limit`` characters (a 5,000-digit
+    integer or a 6 MB string must not become the message)."""
+    if isinstance(value, int) and value.bit_length() > 3 * limit:  # str() of one may fail
+        return f"an integer of about {value.bit_length() * 0.30103:,.0f} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _in_utc_range(value: datetime, field_name: str) -> datetime:
+    """The aware value, after checking that it has a UTC equivalent (``9999-12-31T23:00-05:00``
+    is past ``datetime.max`` in UTC and could not be stored)."""
+    if value.tzinfo is not UTC:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidRecord(
+                field_name,
+                f"out of range: {value.isoformat()} is past year 9999 (or before 1) in UTC",
+            ) from None
+    return value
+
+
 def _aware(value: object, field_name: str) -> datetime:
     """The value if it is a timezone-aware datetime; InvalidRecord naming the field otherwise."""
     if type(value) is datetime and value.tzinfo is UTC:  # the usual case, checked first
@@ -156,43 +189,98 @@ def format_ts(value: datetime, field_name: str = "timestamp") -> str:
 
 
 def parse_ts(value: str, field_name: str = "timestamp") -> datetime:
-    """Parse an ISO-8601 timestamp that carries a zone (Z or an offset) into aware UTC."""
+    """Parse an ISO-8601 timestamp that carries a zone (Z or an offset) into aware UTC.
+
+    InvalidRecord naming the field for anything else, a time without a zone, or one that is
+    outside the years 1 to 9999 once converted to UTC."""
+    if not isinstance(value, str):
+        raise InvalidRecord(field_name, f"expected an ISO-8601 string, got {_short(value)}")
     if _TS_RE.match(value):  # fast path for our own format
         return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except (TypeError, ValueError):
-        raise InvalidRecord(field_name, f"not an ISO-8601 timestamp: {value!r}") from None
+        raise InvalidRecord(field_name, f"not an ISO-8601 timestamp: {_short(value)}") from None
     if parsed.tzinfo is None:
-        raise InvalidRecord(field_name, f"timestamp {value!r} has no zone; add Z or an offset")
-    return parsed.astimezone(UTC)
+        raise InvalidRecord(
+            field_name, f"timestamp {_short(value)} has no zone; add Z or an offset"
+        )
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
+        raise InvalidRecord(
+            field_name, f"out of range: {_short(value)} is past year 9999 (or before 1) in UTC"
+        ) from None
 
 
 _WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _WINDOW_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The longest window ``parse_window`` accepts: 100 years (36,525 days).
+MAX_WINDOW = timedelta(days=36_525)
 
 
 def parse_window(value: str) -> timedelta:
-    """Parse a relative window such as ``90d``, ``24h``, ``30m`` or ``2w`` into a timedelta."""
-    match = _WINDOW_RE.match(value)
+    """Parse a relative window such as ``90d``, ``24h``, ``30m`` or ``2w`` into a timedelta.
+
+    At most ``MAX_WINDOW`` (100 years): a longer one is an InvalidRecord, not an OverflowError.
+    """
+    match = _WINDOW_RE.match(value) if isinstance(value, str) else None
     if not match:
         raise InvalidRecord(
-            "window", f"expected a number and a unit (s, m, h, d, w), got {value!r}"
+            "window", f"expected a number and a unit (s, m, h, d, w), got {_short(value)}"
         )
-    return timedelta(seconds=float(match.group(1)) * _WINDOW_UNITS[match.group(2).lower()])
+    seconds = float(match.group(1)) * _WINDOW_UNITS[match.group(2).lower()]
+    if not seconds <= MAX_WINDOW.total_seconds():  # also inf, from 400 digits
+        raise InvalidRecord(
+            "window", f"{_short(value.strip())} is longer than the limit of 100 years (36525d)"
+        )
+    return timedelta(seconds=seconds)
 
 
 def parse_when(value: str, now: datetime | None = None) -> datetime:
     """A point in time given either as ISO-8601 with a zone or as a window back from now."""
-    if _WINDOW_RE.match(value):
-        return (now or utcnow()) - parse_window(value)
+    if isinstance(value, str) and _WINDOW_RE.match(value):
+        try:
+            return (now or utcnow()) - parse_window(value)
+        except OverflowError:  # only with a ``now`` within 100 years of the year 1
+            raise InvalidRecord("since", f"{value!r} reaches back before the year 1") from None
     return parse_ts(value, "since")
 
 
-def idempotency_key(task_id: str, when: datetime | str, attempt: int) -> str:
-    """SHA-256 of (task_id, scheduled-or-start time, attempt): equal for the same run anywhere."""
-    stamp = when if isinstance(when, str) else format_ts(when, "started_at")
-    return hashlib.sha256(f"{task_id}\x1f{stamp}\x1f{attempt}".encode()).hexdigest()
+def _stamp(value: datetime | str, field_name: str) -> str:
+    """A time in the canonical text form (text is taken as already canonical, as stored)."""
+    if type(value) is datetime and value.tzinfo is UTC:  # the usual case, inlined
+        return value.isoformat(timespec="microseconds")[:26] + "Z"
+    return value if isinstance(value, str) else format_ts(value, field_name)
+
+
+def idempotency_key(
+    task_id: str,
+    started_at: datetime | str,
+    attempt: int,
+    *,
+    host: object = None,
+    pid: object = None,
+    scheduled_at: datetime | str | None = None,
+) -> str:
+    """The key of a record that carries none: SHA-256 of what tells two executions apart.
+
+    That is the task id, the start to the microsecond, the attempt, the host (scrubbed, as the
+    row stores it) and the pid when known, and the scheduled slot when known. Two workers, a
+    slot re-run by hand or a scheduler that fires twice differ in start, host or pid, so they
+    are two rows; the same execution read again (a re-run backfill or import) has the same
+    fields, so it is one. Every input is a column of the row, so the key can be recomputed
+    from a stored row (migration ``m003``). Times may be datetimes or canonical text.
+    """
+    # A host that is not text cannot be stored; its type stands in (str() of a deeply nested
+    # value could recurse) and the record is refused later.
+    where = "" if host is None else scrub_text(host) if isinstance(host, str) else repr(type(host))
+    slot = "" if scheduled_at is None else _stamp(scheduled_at, "scheduled_at")
+    text = (
+        f"exec\x1f{task_id}\x1f{_stamp(started_at, 'started_at')}\x1f{attempt}\x1f{where}"
+        f"\x1f{'' if pid is None else pid}\x1f{slot}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def live_key(span_id: str) -> str:
@@ -276,29 +364,48 @@ class TaskExecution:
             check_span_id(self.parent_span_id, "parent_span_id")
         if self.retry_of is not None:
             check_span_id(self.retry_of, "retry_of")
-        if type(self.attempt) is not int or self.attempt < 1:
-            raise InvalidRecord("attempt", f"must be an integer >= 1, got {self.attempt!r}")
-        _aware(self.started_at, "started_at")
-        if self.ended_at is not None and _aware(self.ended_at, "ended_at") < self.started_at:
+        if type(self.attempt) is not int or not 1 <= self.attempt <= MAX_INTEGER:
+            raise InvalidRecord(
+                "attempt", f"must be an integer >= 1 and <= 2**63-1, got {_short(self.attempt)}"
+            )
+        if self.pid is not None and (type(self.pid) is not int or not _INT64(self.pid)):
+            raise InvalidRecord("pid", f"must be a 64-bit integer, got {_short(self.pid)}")
+        _in_utc_range(_aware(self.started_at, "started_at"), "started_at")
+        if self.ended_at is not None and (
+            _in_utc_range(_aware(self.ended_at, "ended_at"), "ended_at") < self.started_at
+        ):
             raise InvalidRecord("ended_at", "is before started_at")
         if self.scheduled_at is not None:
-            _aware(self.scheduled_at, "scheduled_at")
+            _in_utc_range(_aware(self.scheduled_at, "scheduled_at"), "scheduled_at")
         if not self.idempotency_key:
-            when = self.scheduled_at if self.scheduled_at is not None else self.started_at
-            setter(self, "idempotency_key", idempotency_key(self.task_id, when, self.attempt))
+            key = idempotency_key(
+                self.task_id,
+                self.started_at,
+                self.attempt,
+                host=self.host,
+                pid=self.pid,
+                scheduled_at=self.scheduled_at,
+            )
+            setter(self, "idempotency_key", key)
         if self.duration_ms is None and self.ended_at is not None:
             setter(self, "duration_ms", (self.ended_at - self.started_at).total_seconds() * 1000)
         if self.duration_ms is not None:
             if isinstance(self.duration_ms, bool) or not isinstance(self.duration_ms, int | float):
                 raise InvalidRecord("duration_ms", "must be a number")
-            if self.duration_ms < 0 or not math.isfinite(self.duration_ms):
+            if not 0 <= self.duration_ms <= MAX_DURATION_MS:  # NaN fails too; no float() of it
                 raise InvalidRecord(
-                    "duration_ms", f"must be finite and >= 0, got {self.duration_ms}"
+                    "duration_ms",
+                    f"must be finite, >= 0 and <= {MAX_DURATION_MS:.0f}, "
+                    f"got {_short(self.duration_ms)}",
                 )
         if self.memories_retrieved is not None and (
-            type(self.memories_retrieved) is not int or self.memories_retrieved < 0
+            type(self.memories_retrieved) is not int
+            or not 0 <= self.memories_retrieved <= MAX_INTEGER
         ):
-            raise InvalidRecord("memories_retrieved", "must be an integer >= 0")
+            raise InvalidRecord(
+                "memories_retrieved",
+                f"must be an integer >= 0 and <= 2**63-1, got {_short(self.memories_retrieved)}",
+            )
         for name in ("retrieval_sources", "files_written", "parents", "causes"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
@@ -312,8 +419,6 @@ class TaskExecution:
             )
         if self.attributes:
             _check_jsonable("attributes", dict(self.attributes))
-        if self.pid is not None and type(self.pid) is not int:
-            raise InvalidRecord("pid", "must be an integer")
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,7 +170,7 @@ def start(
         links.append(Link(previous, {"taskexec.link": "retry_of"}))
     attributes = spans.to_span(values, spans.START_FIELDS)
     span = tracer.start_span(
-        record.task_slug,
+        values.get("task_slug") or record.task_slug,  # the scrubbed slug, as on the row
         context=ctx,
         attributes=attributes,
         links=links,

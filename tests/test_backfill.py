@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from taskexec.ingest.backfill import (
     parse_result_time,
     records_from_bytes,
 )
-from taskexec.model import idempotency_key, live_key
+from taskexec.model import TaskExecution, idempotency_key, live_key
 from taskexec.recorder import Recorder
 
 T0 = "2025-11-05T06:00:00Z"
@@ -493,3 +494,232 @@ def test_any_json_is_imported_or_reported_never_raises(doc):
     records = records_from_bytes(json.dumps(doc).encode(), "f.json", summary)
     assert summary.records_found == len(records) + summary.records_skipped
     assert all(p.path == "f.json" and p.reason for p in summary.problems)
+
+
+# -- hostile input: one bad file never stops an import ---------------------------------------
+
+
+def _six_good(res: Path) -> None:
+    for i in range(6):
+        write(res / f"good_{i}.json", {"task_id": f"good_{i}", "started_at": T0})
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+HOSTILE = {
+    "symlink loop": (None, "symbolic link loop"),
+    "list nested 900 deep": ("[" * 900 + "]" * 900, "expected an object, got a list"),
+    "object nested 900 deep": (
+        {"task_id": "x", "started_at": T0, "payload": _nested(900)},
+        "payload: nested deeper than 32 levels",
+    ),
+    "JSON nested 5000 deep": ("[" * 5000 + "]" * 5000, "invalid JSON: nested too deeply"),
+    "attempt over 2**63": (
+        '{"task_id": "x", "started_at": 1, "attempt": 99999999999999999999}',
+        "attempt: must be an integer >= 1 and <= 2**63-1",
+    ),
+    "pid over 2**63": (
+        '{"task_id": "x", "started_at": 1, "pid": 99999999999999999999}',
+        "pid: must be a 64-bit integer",
+    ),
+    "memories_retrieved over 2**63": (
+        '{"task_id": "x", "started_at": 1, "memories_retrieved": 99999999999999999999}',
+        "memories_retrieved: must be an integer >= 0 and <= 2**63-1",
+    ),
+    "duration_ms over any span": (
+        {"task_id": "x", "started_at": T0, "duration_ms": 10**30},
+        "duration_ms: out of range",
+    ),
+    "a date past 9999 in UTC": (
+        {"task_id": "x", "started_at": "9999-12-31T23:59:59-05:00"},
+        "started_at: out of range",
+    ),
+    "a date before year 1 in UTC": (
+        {"task_id": "x", "started_at": "0001-01-01T00:00:00+05:00"},
+        "started_at: out of range",
+    ),
+    "a 5000-digit number": ('{"task_id": "x", "started_at": ' + "9" * 5000 + "}", "invalid JSON"),
+    "superscript digits": ({"task_id": "x", "started_at": "²³"}, "not an ISO-8601"),
+    "a lone surrogate": (
+        '{"task_id": "x", "started_at": 1, "note": "\\udc00"}',
+        "note: holds a lone surrogate",
+    ),
+    "host that is not text": ({"task_id": "x", "started_at": T0, "host": 7}, "host: expected"),
+    "UTF-16": (json.dumps({"task_id": "x", "started_at": T0}).encode("utf-16"), "UTF-16"),
+    "binary garbage": (bytes(range(256)), "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_one_hostile_file_among_six_good_ones(tmp_path, kind):
+    res = tmp_path / "r"
+    _six_good(res)
+    content, reason = HOSTILE[kind]
+    bad = res / "bad.json"
+    if content is None:
+        bad.symlink_to("bad.json")
+    else:
+        write(bad, content)
+    db = tmp_path / "t.db"
+    result = CliRunner().invoke(cli, ["backfill", str(res), "--db", str(db)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"skipped: {bad}: ") and reason in line, line
+    assert sorted(r["task_slug"] for r in rows(db)) == [f"good_{i}" for i in range(6)]
+
+
+def test_jsonl_lines_fail_alone(tmp_path):
+    path = write(
+        tmp_path / "r" / "log.jsonl",
+        '{"task_id": "a", "started_at": 1}\n'
+        + "[" * 5000
+        + "]" * 5000
+        + "\n"
+        + '{"task_id": "b", "started_at": "9999-12-31T23:59:59-05:00"}\n'
+        + '{"task_id": "c", "started_at": 2, "note": "line\u2028separator"}\n',
+    )
+    summary = backfill(path.parent, tmp_path / "t.db")
+    assert [str(p) for p in summary.problems] == [
+        f"{path}: line 2: invalid JSON: nested too deeply to parse",
+        f"{path}: line 3: started_at: out of range: '9999-12-31T23:59:59-05:00' is past year "
+        "9999 (or before 1) in UTC",
+    ]
+    assert summary.inserted == 2  # U+2028 inside a string does not split the line
+
+
+def test_nesting_limit_is_32_levels():
+    ok = {"task_id": "x", "started_at": T0, "payload": _nested(31)}  # 31 objects + the leaf
+    assert one(ok)["attributes"]["payload"]["a"]["a"]
+    summary = BackfillSummary()
+    deep = {"task_id": "x", "started_at": T0, "payload": _nested(33)}
+    assert records_from_bytes(json.dumps(deep).encode(), "x.json", summary) == []
+    assert str(summary.problems[0]) == "x.json: payload: nested deeper than 32 levels"
+
+
+def test_symlinks_outside_the_directory_are_not_followed_unless_asked(tmp_path):
+    res, outside = tmp_path / "r", tmp_path / "outside"
+    _six_good(res)
+    write(outside / "secret.json", {"task_id": "secret", "started_at": T0})
+    write(outside / "dir" / "far.json", {"task_id": "far", "started_at": T0})
+    (res / "escape.json").symlink_to(outside / "secret.json")
+    (res / "linked").symlink_to(outside / "dir")
+    (res / "alias.json").symlink_to(res / "good_0.json")  # inside: read, a duplicate
+    (res / "self").symlink_to(res)  # a directory loop
+    (res / "dangling.json").symlink_to(res / "nothing.json")
+    db = tmp_path / "t.db"
+    result = run("backfill", res, "--db", db)
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    assert len(errors) == 3, errors
+    escape = f"skipped: {res / 'escape.json'}: symbolic link to {outside / 'secret.json'}, "
+    assert any(e.startswith(escape) and "not followed" in e for e in errors), errors
+    assert any(f"{res / 'linked'}: symbolic link to" in e and "not followed" in e for e in errors)
+    assert any(f"{res / 'dangling.json'}: dangling symbolic link" in e for e in errors)
+    assert len(rows(db)) == 6 and summary(result)["duplicates"] == 1
+
+    followed = run("backfill", res, "--db", tmp_path / "f.db", "--follow-symlinks")
+    assert followed.exit_code == 1  # the dangling link is still reported
+    assert followed.stderr.count("skipped:") == 1 and "dangling" in followed.stderr
+    slugs = sorted(r["task_slug"] for r in rows(tmp_path / "f.db"))
+    assert slugs == sorted([*(f"good_{i}" for i in range(6)), "secret", "far"])
+
+
+def test_a_named_symlink_to_a_file_is_read(tmp_path):
+    target = write(tmp_path / "elsewhere" / "one.json", {"task_id": "one", "started_at": T0})
+    (tmp_path / "link.json").symlink_to(target)
+    result = run("backfill", tmp_path / "link.json", "--db", tmp_path / "t.db")
+    assert result.exit_code == 0 and len(rows(tmp_path / "t.db")) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_reported_never_waited_on(tmp_path):
+    res = tmp_path / "r"
+    _six_good(res)
+    os.mkfifo(res / "pipe.json")
+    (res / "dir.json").mkdir()  # a directory named like a result file is walked, not read
+    result = run("backfill", res, "--db", tmp_path / "t.db")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"skipped: {res / 'pipe.json'}: not a regular file (a FIFO)"
+    assert len(rows(tmp_path / "t.db")) == 6
+
+
+def test_a_file_that_vanishes_mid_run_is_reported(tmp_path):
+    res = tmp_path / "r"
+    _six_good(res)
+    paths = find_files(res)
+    (res / "good_3.json").unlink()  # listed, then gone before it is read
+    summary = backfill(res, tmp_path / "t.db", paths=paths)
+    assert [str(p) for p in summary.problems] == [
+        f"{res / 'good_3.json'}: cannot open: it disappeared (no such file)"
+    ]
+    assert summary.inserted == 5
+
+
+def test_permission_denied_is_reported(tmp_path, monkeypatch):
+    # As root chmod 0 stops nothing, so the refusal is simulated here; test_hostile.py runs
+    # the real thing in a process without root's permission-skipping capabilities.
+    res = tmp_path / "r"
+    _six_good(res)
+    write(res / "secret.json", {"task_id": "secret", "started_at": T0})
+    (res / "closed").mkdir()
+    real_open, real_scandir = os.open, os.scandir
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path).endswith("secret.json"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    def refusing_scandir(path="."):
+        if str(path).endswith("closed"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(os, "scandir", refusing_scandir)
+    result = run("backfill", res, "--db", tmp_path / "t.db")
+    assert result.exit_code == 1
+    assert sorted(result.stderr.splitlines()) == [
+        f"skipped: {res / 'closed'}: cannot list the directory: Permission denied",
+        f"skipped: {res / 'secret.json'}: cannot open: Permission denied",
+    ]
+    assert len(rows(tmp_path / "t.db")) == 6
+
+
+def test_unprintable_file_names_stay_on_one_line(tmp_path):
+    res = tmp_path / "r"
+    _six_good(res)
+    with open(os.path.join(os.fsencode(res), b"bad\xff\x1b[2Jname\n.json"), "wb") as handle:
+        handle.write(b"{")
+    result = run("backfill", res, "--db", tmp_path / "t.db")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert "bad\\udcff\\x1b[2Jname\\x0a.json: invalid JSON" in line
+
+
+def test_record_range_checks_name_the_field():
+    base = {"task_slug": "t", "started_at": datetime(2025, 1, 1, tzinfo=UTC)}
+    for name, value in [
+        ("attempt", 2**63),
+        ("attempt", 0),
+        ("pid", 2**63),
+        ("pid", -(2**63) - 1),
+        ("memories_retrieved", 2**63),
+        ("memories_retrieved", -1),
+        ("duration_ms", 10**30),
+        ("duration_ms", float("nan")),
+        ("duration_ms", float("inf")),
+        ("duration_ms", 10**400),
+        ("ended_at", datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))),
+        ("scheduled_at", datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))),
+    ]:
+        with pytest.raises(InvalidRecord) as info:
+            TaskExecution(**{**base, name: value})
+        assert info.value.field == name and len(str(info.value)) < 200
+    edge = TaskExecution(**base, attempt=2**63 - 1, pid=-(2**63), memories_retrieved=2**63 - 1)
+    assert edge.attempt == 2**63 - 1

@@ -25,7 +25,10 @@ def records():
 @pytest.fixture(autouse=True)
 def _can_fork():
     # Workers are forked only when no other thread runs; a leftover thread would hide the path.
-    assert forkable(), "a thread is running in the test process, so nothing would be forked"
+    import threading
+
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    assert forkable(), f"threads running in the test process, so nothing would be forked: {others}"
 
 
 def dump(path: Path) -> dict[str, list[tuple]]:

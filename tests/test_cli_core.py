@@ -7,6 +7,7 @@ import sqlite3
 from click.testing import CliRunner
 
 from taskexec.cli import cli
+from taskexec.cli.main import all_commands
 
 END = "2026-11-20T12:00:00Z"
 
@@ -19,7 +20,7 @@ def run(*args, env=None):
 def test_help_on_every_command():
     top = run("--help")
     assert top.exit_code == 0
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         result = run(name, "--help")
         assert result.exit_code == 0, name
         assert command.help and len(command.help.strip()) > 20, f"{name} needs a help text"
@@ -76,3 +77,50 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
         cli, ["demo", str(tmp_path / "y.db"), "--end", "2025-01-01T00:00:00"]
     )
     assert naive.exit_code == 1 and "no zone" in naive.output
+
+
+def test_windows_and_numbers_are_bounded(tmp_path):
+    db = tmp_path / "p.db"
+    run("init", db)
+    for window in ("99999999999d", "9" * 400 + "d", "36526d", "5300000w"):
+        result = CliRunner().invoke(cli, ["prune", str(db), "--older-than", window])
+        assert result.exit_code == 1, result.output
+        assert "is longer than the limit of 100 years (36525d)" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert run("prune", db, "--older-than", "36525d").exit_code == 0
+    assert run("sweep", db, "--older-than", "1e9d").exit_code == 1  # not a window at all
+    for args, words in [
+        (["demo", db, "--seed", "-1"], "--seed"),
+        (["demo", db, "--seed", str(2**64)], "--seed"),
+        (["demo", db, "--days", "0"], "--days"),
+        (["demo", db, "--runs", "99999999999"], "--runs"),
+        (["demo", db, "--end", "0001-01-10T00:00:00Z"], "reaches outside the years 1970 to 9998"),
+        (["demo", db, "--end", "9999-12-31T23:59:59-05:00"], "out of range"),
+        (["serve", db, "--port", "70000"], "--port"),
+        (["report", db, "--window", "99999999999d"], "100 years"),
+        (["backfill", tmp_path, "--db", db, "--since", "99999999999d"], "100 years"),
+        (["export-otlp", "--db", db, "--since", "9999-12-31T23:59:59-05:00"], "out of range"),
+    ]:
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        assert result.exit_code in (1, 2) and words in result.output, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), args
+
+
+def test_an_unexpected_error_is_one_line(tmp_path, monkeypatch):
+    from taskexec.db import Store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(Store, "sweep", broken)
+    db = tmp_path / "p.db"
+    run("init", db)
+    result = CliRunner().invoke(cli, ["sweep", str(db)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: unexpected RuntimeError: disk on fire second line "
+        "(set TASKEXEC_DEBUG=1 to see where)"
+    )
+    monkeypatch.setenv("TASKEXEC_DEBUG", "1")
+    debug = CliRunner().invoke(cli, ["sweep", str(db)])
+    assert isinstance(debug.exception, RuntimeError)  # the traceback, for whoever asked

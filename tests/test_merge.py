@@ -86,3 +86,74 @@ def test_bad_sources_are_refused(tmp_path):
     assert other.exit_code == 1 and "not a taskexec database" in other.output
     missing = run("merge", tmp_path / "nope.db", "--into", target)
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_bad_source_or_row_is_skipped_and_the_rest_merged(tmp_path):
+    good = tmp_path / "good.db"
+    with Store(good) as store:
+        store.append_many(generate(runs=20, days=1, seed=2, end=END))
+    broken = tmp_path / "broken.db"
+    with Store(broken) as store:
+        store.append_many(generate(runs=10, days=1, seed=3, end=END))
+    conn = sqlite3.connect(broken)
+    conn.execute("UPDATE task_executions SET started_at = 'soon' WHERE id = 3")
+    conn.execute("UPDATE task_executions SET task_slug = ' ' WHERE id = 5")
+    conn.commit()
+    conn.close()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\x00not sqlite" * 500)
+    newer = tmp_path / "newer.db"
+    Store(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute("INSERT INTO _taskexec_migrations (name, applied_at) VALUES ('m999_x', '')")
+    conn.commit()
+    conn.close()
+    target = tmp_path / "t.db"
+    result = CliRunner().invoke(
+        cli, ["merge", str(garbage), str(good), str(newer), str(broken), "--into", str(target)]
+    )
+    assert result.exit_code == 1, result.output
+    errors = result.stderr.splitlines()
+    assert len(errors) == 4, errors
+    assert errors[0].startswith(f"skipped: {garbage} is not a usable SQLite database")
+    assert errors[1].startswith(f"skipped: {newer} was written by a newer taskexec")
+    assert (
+        errors[2] == f"skipped: {broken}: row id 3: started_at: not an ISO-8601 timestamp: 'soon'"
+    )
+    assert errors[3] == f"skipped: {broken}: row id 5: task_slug: must be a non-empty string"
+    count = "SELECT count(*) FROM task_executions"
+    merged = table(target, count)[0][0]
+    assert merged == table(good, count)[0][0] + table(broken, count)[0][0] - 2
+    assert f"{good}: " in result.stdout and f"{broken}: " in result.stdout
+
+
+def test_export_skips_rows_that_are_not_records(tmp_path):
+    db = tmp_path / "a.db"
+    with Store(db) as store:
+        store.append_many(generate(runs=5, days=1, seed=4, end=END))
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE task_executions SET attempt = 2 * 9223372036854775807 WHERE id = 2")
+    conn.execute("UPDATE task_executions SET attributes = '{not json' WHERE id = 4")
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(cli, ["export-otlp", "--db", str(db)])
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith(f"skipped: {db}: row id 2: attempt: must be an integer >= 1")
+    assert errors[1].startswith(f"skipped: {db}: unreadable from here on: ")
+    assert "exported 2 executions" in result.stderr  # rows 1 and 3; row 4 ends the read
+
+
+def test_merge_of_two_independently_generated_demo_databases_keeps_every_row(tmp_path):
+    # Two hosts each ran `taskexec demo` with their own seed (the issue: 843 + 323 rows merged
+    # into 1,149): every row is a distinct execution and must survive the merge.
+    a, b, target = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "all.db"
+    assert run("demo", a, "--runs", 780, "--days", 3, "--seed", 1, "--end", END).exit_code == 0
+    assert run("demo", b, "--runs", 300, "--days", 3, "--seed", 2, "--end", END).exit_code == 0
+    count = "SELECT count(*) FROM task_executions"
+    (n_a,), (n_b,) = table(a, count)[0], table(b, count)[0]
+    result = run("merge", a, b, "--into", target)
+    assert result.exit_code == 0, result.output
+    assert table(target, count) == [(n_a + n_b,)]
+    again = merge([a, b], target)
+    assert again.total.inserted == 0 and again.total.duplicates == n_a + n_b

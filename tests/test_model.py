@@ -33,14 +33,17 @@ def test_defaults_and_derived_fields():
     assert r.idempotency_key == idempotency_key("daily_reflection", T0, 1)
 
 
-def test_idempotency_key_prefers_scheduled_time():
+def test_idempotency_key_tells_executions_of_one_slot_apart():
     sched = T0 - timedelta(minutes=1)
-    a = TaskExecution(task_slug="x", task_id="t1", started_at=T0, scheduled_at=sched)
-    b = TaskExecution(
-        task_slug="x", task_id="t1", started_at=T0 + timedelta(seconds=5), scheduled_at=sched
-    )
-    c = TaskExecution(task_slug="x", task_id="t1", started_at=T0, scheduled_at=sched, attempt=2)
-    assert a.idempotency_key == b.idempotency_key != c.idempotency_key
+    fields = {"task_slug": "x", "task_id": "t1", "started_at": T0, "scheduled_at": sched}
+    same = TaskExecution(**fields, host="w1", pid=7)
+    again = TaskExecution(**fields, host="w1", pid=7)  # the same execution read twice
+    later = TaskExecution(**{**fields, "started_at": T0 + timedelta(seconds=5)}, host="w1", pid=7)
+    other_host = TaskExecution(**fields, host="w2", pid=7)
+    retry = TaskExecution(**fields, host="w1", pid=7, attempt=2)
+    keys = [r.idempotency_key for r in (later, other_host, retry)]
+    assert same.idempotency_key == again.idempotency_key
+    assert len({same.idempotency_key, *keys}) == 4
 
 
 def test_same_instant_in_other_zone_gives_same_key():

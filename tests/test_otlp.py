@@ -151,7 +151,7 @@ def test_import_of_a_spec_conformant_document(tmp_path):
     assert failed["host"] == "worker-7" and failed["pid"] == 4242
     assert json.loads(failed["attributes"]) == {"rows.exported": 17, "dry": False}
     assert failed["idempotency_key"] == idempotency_key(
-        "export-v2", datetime(2025, 11, 5, 6, tzinfo=UTC), 2
+        "export-v2", datetime(2025, 11, 5, 6, tzinfo=UTC), 2, host="worker-7", pid=4242
     )
     assert lint["task_slug"] == "go-lint" and lint["task_id"] == "go-lint"
     assert lint["status"] == "success" and lint["parent_span_id"] == "eee19b7ec3c1b174"
@@ -357,3 +357,94 @@ def test_any_span_is_imported_or_reported_never_raises(spans):
     doc = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
     records = list(records_from_document(json.loads(json.dumps(doc)), "f", summary))
     assert summary.spans == len(spans) == len(records) + len(summary.problems)
+
+
+# -- hostile input ---------------------------------------------------------------------------
+
+
+def _task_span(n: int, **attrs) -> dict:
+    start = START + n * 1_000_000_000
+    return {
+        "traceId": f"{n + 1:032x}",
+        "spanId": f"{n + 1:016x}",
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 1000),
+        "attributes": [kv("taskexec.task_slug", stringValue=f"t{n}")]
+        + [{"key": k, "value": v} for k, v in attrs.items()],
+    }
+
+
+def _one_doc(*spans) -> dict:
+    return {"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}
+
+
+def test_hostile_files_are_reported_and_good_ones_imported(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_one_doc(*(_task_span(i) for i in range(6)))))
+    deep_value = '{"arrayValue": {"values": [' * 40 + "{}" + "]}}" * 40
+    hostile = {
+        "deep_900.json": ('{"resourceSpans": ' + "[" * 900 + "]" * 900 + "}", "resourceSpans"),
+        "deep_5000.json": ("[" * 5000 + "]" * 5000, "invalid JSON: nested too deeply to parse"),
+        "digits.json": ('{"resourceSpans": [' + "9" * 5000 + "]}", "invalid JSON: Exceeds"),
+        "garbage.json": (bytes(range(256)), "invalid JSON"),
+        "spans.json": (
+            "\n".join(
+                json.dumps(_one_doc(span))
+                for span in [
+                    _task_span(10, **{"process.pid": {"intValue": str(2**70)}}),
+                    _task_span(11, **{"taskexec.attempt": {"intValue": "9" * 30}}),
+                    _task_span(12, deep=json.loads(deep_value)),
+                    _task_span(13, note={"stringValue": "\ud800"}),
+                    {**_task_span(14), "startTimeUnixNano": "9" * 30},
+                    _task_span(
+                        15,
+                        **{"taskexec.scheduled_at": {"stringValue": "9999-12-31T23:59:59-05:00"}},
+                    ),
+                    _task_span(16, **{"taskexec.parents": {"stringValue": "[" * 900 + "]" * 900}}),
+                    _task_span(
+                        17,
+                        **{"taskexec.attributes": {"stringValue": '{"a":' * 40 + "1" + "}" * 40}},
+                    ),
+                ]
+            ),
+            "",
+        ),
+    }
+    for name, (content, _) in hostile.items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    db = tmp_path / "t.db"
+    result = CliRunner().invoke(
+        cli, ["import-otlp", str(good), *(str(tmp_path / n) for n in hostile), "--db", str(db)]
+    )
+    assert result.exit_code == 1, result.output
+    errors = result.stderr.splitlines()
+    assert all(line.startswith("skipped: ") for line in errors), errors
+    for name, (_, words) in hostile.items():
+        if words:
+            assert any(f"{tmp_path / name}" in e and words in e for e in errors), (name, errors)
+    spans = [e for e in errors if "spans.json" in e]
+    expected = [
+        ":1: resourceSpans[0].scopeSpans[0].spans[0]: pid: must be a 64-bit integer",
+        ":2: resourceSpans[0].scopeSpans[0].spans[0]: attempt: must be an integer >= 1",
+        ":3: resourceSpans[0].scopeSpans[0].spans[0]: attributes: a value nested deeper than 32",
+        ":4: resourceSpans[0].scopeSpans[0].spans[0]: span: text holds a lone surrogate",
+        ":5: resourceSpans[0].scopeSpans[0].spans[0]: startTimeUnixNano: out of range",
+        ":6: resourceSpans[0].scopeSpans[0].spans[0]: taskexec.scheduled_at: out of range",
+        ":7: resourceSpans[0].scopeSpans[0].spans[0]: parents: nested deeper than 32 levels",
+        ":8: resourceSpans[0].scopeSpans[0].spans[0]: attributes: nested deeper than 32",
+    ]
+    assert len(spans) == len(expected), spans
+    for line, words in zip(spans, expected, strict=True):
+        assert f"spans.json{words}" in line, (line, words)
+    assert sorted(r["task_slug"] for r in rows(db)) == [f"t{i}" for i in range(6)]
+
+
+def test_a_fifo_is_reported_never_waited_on(tmp_path):
+    import os
+
+    fifo = tmp_path / "spans.json"
+    os.mkfifo(fifo)
+    result = run("import-otlp", fifo, "--db", tmp_path / "t.db")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"skipped: {fifo}: not a regular file (a FIFO)"

@@ -458,7 +458,7 @@ FORKER = textwrap.dedent(
 def test_fork_after_the_recorder_is_created(tmp_path):
     db = tmp_path / "tasks.db"
     out = subprocess.run(
-        [sys.executable, "-c", FORKER, str(db)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", FORKER, str(db)], capture_output=True, text=True, timeout=180
     )
     assert out.returncode == 0, out.stderr
     assert count(db, "task_slug = 'parent-before'") == 1

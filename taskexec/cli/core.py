@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -11,6 +11,10 @@ from ..db import Store
 from ..ingest.demo import default_anchor, generate
 from ..model import format_ts, parse_ts, parse_window, utcnow
 from ._common import db_argument, friendly_errors
+
+#: Demo history must fit between these (the dates and epochs it derives stay representable).
+_DEMO_FIRST = datetime(1970, 1, 1, tzinfo=UTC)
+_DEMO_LAST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @click.command()
@@ -38,7 +42,13 @@ def init(db: str) -> None:
     type=click.IntRange(1, 3650),
     help="Days of history, ending at the anchor.",
 )
-@click.option("--seed", default=7, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--seed",
+    default=7,
+    show_default=True,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Random seed (0 to 2**63-1).",
+)
 @click.option(
     "--end",
     default=None,
@@ -52,14 +62,15 @@ def demo(db: str, runs: int, days: int, seed: int, end: str | None) -> None:
     Re-running with the same seed reuses the stored anchor, so it adds nothing.
     """
     t0 = time.perf_counter()
+    given = _demo_anchor(parse_ts(end, "--end"), days) if end is not None else None
     with Store(db) as store:
         key = f"demo_anchor:{seed}:{runs}:{days}"
         anchor: datetime
-        if end is not None:
-            anchor = parse_ts(end, "--end")
+        if given is not None:
+            anchor = given
         else:
             stored = store.get_meta(key)
-            anchor = parse_ts(stored, key) if stored else default_anchor()
+            anchor = _demo_anchor(parse_ts(stored, key) if stored else default_anchor(), days)
         result = store.append_many(generate(runs=runs, days=days, seed=seed, end=anchor))
         store.set_meta(key, format_ts(anchor))
     seconds = time.perf_counter() - t0
@@ -67,6 +78,17 @@ def demo(db: str, runs: int, days: int, seed: int, end: str | None) -> None:
         f"{db}: {result.inserted:,} rows inserted, {result.duplicates:,} already there "
         f"({runs:,} runs over {days} days to {format_ts(anchor)}; {seconds:.1f} s)"
     )
+
+
+def _demo_anchor(anchor: datetime, days: int) -> datetime:
+    """The anchor, when the demo's days before it fit between 1970 and 9998."""
+    if not _DEMO_FIRST + timedelta(days=days) <= anchor <= _DEMO_LAST:
+        raise click.BadParameter(
+            f"{format_ts(anchor)} with --days {days} reaches outside the years "
+            f"{_DEMO_FIRST.year} to {_DEMO_LAST.year - 1}",
+            param_hint="'--end'",
+        )
+    return anchor
 
 
 @click.command()

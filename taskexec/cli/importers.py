@@ -19,7 +19,7 @@ from ..ingest import merge as merge_lib
 from ..ingest import otlp
 from ..model import parse_when
 from ..version import __version__
-from ._common import db_option, friendly_errors
+from ._common import db_option, friendly_errors, printable
 
 _SINCE_HELP = "Only runs that started at or after TS (ISO-8601 with a zone, or a window: 30d, 12h)."
 
@@ -55,7 +55,13 @@ def _line(label: str, value: int, note: str = "") -> None:
     default=backfill_lib.DEFAULT_MAX_BYTES // 2**20,
     show_default=True,
     type=click.IntRange(1, 10_000),
-    help="Larger files are reported, not read.",
+    help="Larger files are reported, not read (1 to 10000).",
+)
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Read symbolic links that lead outside RESULTS_DIR and walk linked directories "
+    "(default: such links are reported, not followed).",
 )
 @friendly_errors
 def backfill(
@@ -65,30 +71,45 @@ def backfill(
     since: str | None,
     patterns: tuple[str, ...],
     max_mb: int,
+    follow_symlinks: bool,
 ) -> None:
     """Import historical task result files (JSON, JSON lists, JSON Lines) from RESULTS_DIR.
 
-    Walks RESULTS_DIR recursively. Rows get provenance 'backfill' and the idempotency key a
-    live recording of the same run gets, so re-running, or backfilling over live data, inserts
-    nothing twice. Files and records that cannot be imported are listed on stderr with the
-    reason; every good one is still imported. Exit status: 0 when nothing was skipped, 1 when
-    a file or a record was. Accepted shapes and field names: docs/backfill.md.
+    Walks RESULTS_DIR recursively. Rows get provenance 'backfill' and an idempotency key from
+    what identifies the execution (task, start, attempt, host, pid, slot), so re-running inserts
+    nothing twice; a file that carries a live attempt's span_id matches that row. Retries of one
+    run are linked (same trace, retry_of). Files and records that cannot be imported are listed
+    on stderr with the reason; every good one is still imported. Symbolic links leading outside
+    RESULTS_DIR are reported, not read, unless --follow-symlinks. Exit status: 0 when nothing
+    was skipped, 1 when a file or a record was. Accepted shapes and field names:
+    docs/backfill.md.
     """
-    paths = backfill_lib.find_files(results_dir, patterns or backfill_lib.DEFAULT_PATTERNS)
+    cutoff = parse_when(since) if since else None  # a bad --since fails before any work
+    summary = backfill_lib.BackfillSummary(dry_run=dry_run)
+    paths = backfill_lib.find_files(
+        results_dir,
+        patterns or backfill_lib.DEFAULT_PATTERNS,
+        follow_symlinks=follow_symlinks,
+        summary=summary,
+    )
     with _progress(len(paths), "backfill") as advance:
         summary = backfill_lib.backfill(
             results_dir,
             db,
             dry_run=dry_run,
-            since=parse_when(since) if since else None,
+            since=cutoff,
             max_bytes=max_mb * 2**20,
             progress=advance,
             paths=paths,
+            follow_symlinks=follow_symlinks,
+            summary=summary,
         )
     for problem in summary.problems:
-        click.echo(f"skipped: {problem}", err=True)
+        click.echo(f"skipped: {printable(problem)}", err=True)
     if dry_run:
-        click.echo(f"dry run of {results_dir} against {db}: nothing was written")
+        click.echo(
+            f"dry run of {printable(results_dir)} against {printable(db)}: nothing was written"
+        )
     _line("files scanned", summary.files_scanned)
     _line("records found", summary.records_found)
     _line("would insert" if dry_run else "inserted", summary.inserted)
@@ -120,7 +141,7 @@ def import_otlp(files: tuple[str, ...], db: str) -> None:
     """
     summary = otlp.import_files(files, db)
     for problem in summary.problems:
-        click.echo(f"skipped: {problem}", err=True)
+        click.echo(f"skipped: {printable(problem)}", err=True)
     _line("files", summary.files)
     _line("spans", summary.spans)
     _line("task spans", summary.tasks)
@@ -145,10 +166,20 @@ def export_otlp(db: str, since: str | None) -> None:
         taskexec export-otlp --db a.db > spans.json && taskexec import-otlp spans.json --db b.db
     """
     cutoff = parse_when(since) if since else None
+    skipped: list[str] = []
+
+    def bad_row(row_id: object, exc: Exception) -> None:
+        where = f"row id {row_id}" if row_id is not None else "unreadable from here on"
+        skipped.append(f"{db}: {where}: {merge_lib.error_text(exc)}")
+        click.echo(f"skipped: {printable(skipped[-1])}", err=True)
+
     with Store.open_readonly(db) as store:
-        records = merge_lib.iter_stored_records(store, since=cutoff)
+        records = merge_lib.iter_stored_records(store, since=cutoff, on_error=bad_row)
         count = otlp.export(records, sys.stdout, version=__version__)
     click.echo(f"exported {count:,} executions", err=True)
+    if skipped:
+        click.echo(f"skipped {len(skipped):,} rows (listed above)", err=True)
+        raise SystemExit(1)
 
 
 @click.command()
@@ -165,10 +196,21 @@ def merge(sources: tuple[str, ...], into: str) -> None:
     """Merge other taskexec databases (e.g. one per host) SOURCES into --into, idempotently.
 
     Rows already in the target (same idempotency key or span id) are counted as duplicates,
-    so merging again inserts nothing; error groups stay exact. Sources are only read.
+    so merging again inserts nothing; error groups stay exact. Sources are only read. A source
+    that is not a taskexec database, and a row that is not a valid record, is listed on stderr
+    and skipped; the rest is merged. Exit status: 0 when nothing was skipped, 1 otherwise.
     """
     summary = merge_lib.merge(sources, into)
+    for problem in summary.problems:
+        click.echo(f"skipped: {printable(problem)}", err=True)
     for source, result in summary.sources.items():
-        click.echo(f"{source}: {result.inserted:,} inserted, {result.duplicates:,} already there")
+        click.echo(
+            f"{printable(source)}: {result.inserted:,} inserted, "
+            f"{result.duplicates:,} already there"
+        )
     total = summary.total
-    click.echo(f"{into}: {total.inserted:,} rows inserted, {total.duplicates:,} duplicates")
+    click.echo(
+        f"{printable(into)}: {total.inserted:,} rows inserted, {total.duplicates:,} duplicates"
+    )
+    if not summary.ok:
+        raise SystemExit(1)

@@ -37,10 +37,10 @@ def mcp(db: str, http: bool, port: int) -> None:
         ParameterSource.DEFAULT
     ):
         raise click.UsageError("--port only applies with --http")
-    from ..faces.mcp.server import build_server  # the [mcp] extra; imported only when used
-
     path = os.path.abspath(db)
     Store.open_readonly(path).close()  # a missing or foreign database fails here, in one line
+    from ..faces.mcp.server import build_server  # the [mcp] extra; imported only when used
+
     server = build_server(path)
     # Everything imported so far lives as long as the process: keep it out of the cyclic GC,
     # whose full collections over it otherwise add ~50 ms pauses to an unlucky call.

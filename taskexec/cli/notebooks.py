@@ -7,7 +7,9 @@ import sys
 
 import click
 
+from ..db import Store
 from ..faces.jupyter import report as notebook_report
+from ..model import parse_window
 from ._common import db_argument, friendly_errors
 
 notebooks_option = click.option(
@@ -32,7 +34,7 @@ notebooks_option = click.option(
     "--window",
     default=None,
     metavar="WINDOW",
-    help="Window back from the newest row, e.g. 7d, 30d (default: 14d).",
+    help="Window back from the newest row, e.g. 7d, 30d (default: 14d; at most 100 years).",
 )
 @notebooks_option
 @friendly_errors
@@ -41,6 +43,9 @@ def report(db: str, out: str, window: str | None, folder: str | None) -> None:
 
     The notebooks run in fresh kernels with TASKEXEC_DB set to DB, side by side.
     """
+    if window is not None:
+        parse_window(window)  # a bad or over-long window fails here, before any kernel starts
+    Store.open_readonly(db).close()  # so does a missing or foreign database, before Jupyter loads
     result = notebook_report.write_report(db, out, folder=folder, window=window)
     for path in result.html:
         click.echo(f"wrote {path}")

@@ -6,11 +6,12 @@ Never edit a migration that has shipped: add ``m00N_...`` below it instead.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ..model import STATUSES
+from ..model import STATUSES, idempotency_key
 
 MIGRATIONS_TABLE = "_taskexec_migrations"
 Migration = Callable[[sqlite3.Connection], None]
@@ -99,6 +100,18 @@ FTS_FILL = (
     f"WHERE id > ? AND ({FTS_HAS_TEXT.format('task_executions')})"
 )
 
+#: What the full-text index holds: the rows with text. Its external content is this view rather
+#: than the table itself, so FTS5's own integrity-check (rank 1), which compares the index with
+#: its content row by row, agrees with an index that leaves text-less rows out (``m004``).
+FTS_CONTENT_VIEW = (
+    "CREATE VIEW task_executions_text AS SELECT id, content, error_message "
+    f"FROM task_executions WHERE {FTS_HAS_TEXT.format('task_executions')}"
+)
+FTS_TABLE = """CREATE VIRTUAL TABLE task_executions_fts USING fts5(
+    content, error_message,
+    content="task_executions_text", content_rowid="id", tokenize="porter unicode61"
+)"""
+
 
 @migration
 def m001_initial(db: sqlite3.Connection) -> None:
@@ -168,6 +181,139 @@ def m002_heartbeat(db: sqlite3.Connection) -> None:
     """``heartbeat_at``: refreshed by the background writer while an attempt runs, so a stuck or
     crashed run is told apart from a long one."""
     db.execute("ALTER TABLE task_executions ADD COLUMN heartbeat_at TEXT")
+
+
+def legacy_key(task_id: str, when: str, attempt: int) -> str:
+    """The default idempotency key before ``m003``: SHA-256 of (task_id, scheduled-or-start
+    time as stored, attempt). Distinct runs of one slot shared it."""
+    return hashlib.sha256(f"{task_id}\x1f{when}\x1f{attempt}".encode()).hexdigest()
+
+
+def span_key(span_id: str) -> str:
+    """The key ``m003`` gives a row whose recomputed key is taken: unique, as its span id is."""
+    return hashlib.sha256(f"span\x1f{span_id}".encode()).hexdigest()
+
+
+def _rekey(
+    key: str,
+    task_id: str,
+    started_at: str,
+    attempt: int,
+    host: str | None,
+    pid: int | None,
+    scheduled_at: str | None,
+) -> str | None:
+    """The row's new key when it has the old default one, else None (its key stays)."""
+    if key != legacy_key(task_id, scheduled_at or started_at, attempt):
+        return None
+    return idempotency_key(
+        task_id, started_at, attempt, host=host, pid=pid, scheduled_at=scheduled_at
+    )
+
+
+@migration
+def m003_execution_keys(db: sqlite3.Connection) -> None:
+    """Rows keyed the old default way (task, slot or start, attempt) get the key of
+    ``model.idempotency_key``, recomputed from their own columns: the same key a re-import of
+    the same execution computes. No row is removed; a row whose new key another row already
+    holds gets ``span_key`` instead. Every other key (live ``live_key`` rows, keys carried in
+    by an import) is kept as it is; span ids, trace ids and links are never touched.
+
+    The unique key index is dropped while keys change and rebuilt after (a sort, several times
+    faster than moving every entry of a large index)."""
+    db.create_function("_te_rekey", 7, _rekey, deterministic=True)  # stays registered
+    db.execute("DROP TABLE IF EXISTS temp._te_rekeyed")
+    db.execute("CREATE TEMP TABLE _te_rekeyed (id INTEGER PRIMARY KEY, key TEXT NOT NULL)")
+    db.execute(
+        "INSERT INTO temp._te_rekeyed SELECT id, key FROM (SELECT id, _te_rekey("
+        "idempotency_key, task_id, started_at, attempt, host, pid, scheduled_at) AS key "
+        "FROM task_executions) WHERE key IS NOT NULL"
+    )
+    if db.execute("SELECT 1 FROM temp._te_rekeyed LIMIT 1").fetchone() is not None:
+        db.execute("DROP INDEX ux_te_idempotency_key")
+        db.execute(
+            "UPDATE task_executions SET idempotency_key = r.key FROM temp._te_rekeyed AS r "
+            "WHERE r.id = task_executions.id"
+        )
+        taken = db.execute(
+            "SELECT idempotency_key FROM task_executions GROUP BY idempotency_key "
+            "HAVING count(*) > 1"
+        ).fetchall()
+        for (key,) in taken:  # in practice never: the new key hashes more than the old one
+            holders = db.execute(
+                "SELECT id, span_id, id IN (SELECT id FROM temp._te_rekeyed) AS moved "
+                "FROM task_executions WHERE idempotency_key = ? ORDER BY moved, id",
+                (key,),
+            ).fetchall()
+            for row_id, span_id, _ in holders[1:]:  # the first keeps it: unmoved, else oldest
+                db.execute(
+                    "UPDATE task_executions SET idempotency_key = ? WHERE id = ?",
+                    (span_key(span_id), row_id),
+                )
+        db.execute(INDEXES["ux_te_idempotency_key"])
+    db.execute("DROP TABLE temp._te_rekeyed")
+
+
+@migration
+def m004_fts_content_view(db: sqlite3.Connection) -> None:
+    """The full-text index reads its content from ``task_executions_text`` (the rows with text,
+    the same rows the triggers index), so FTS5's integrity-check (rank 1) passes; the index
+    is rebuilt from the view. Triggers, queries and Datasette's search are unchanged."""
+    db.execute(FTS_CONTENT_VIEW)
+    db.execute("DROP TABLE task_executions_fts")
+    db.execute(FTS_TABLE)
+    db.execute("INSERT INTO task_executions_fts (task_executions_fts) VALUES ('rebuild')")
+
+
+#: When each task should run (``db/awareness.py`` reads and writes it).
+SCHEDULES_TABLE = """CREATE TABLE schedules (
+    task_slug TEXT PRIMARY KEY,
+    cron TEXT,
+    every_seconds REAL,
+    timezone TEXT NOT NULL DEFAULT 'UTC',
+    grace_seconds REAL NOT NULL DEFAULT 300,
+    tolerance_seconds REAL NOT NULL DEFAULT 60,
+    max_duration_seconds REAL,
+    thresholds TEXT,
+    source TEXT NOT NULL DEFAULT 'cli',
+    expected_at TEXT,
+    last_started_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    CHECK ((cron IS NULL) != (every_seconds IS NULL))
+)"""
+
+ALERTS_TABLE = """CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    task_slug TEXT NOT NULL,
+    alert_key TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+    since TEXT,
+    opened_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    resolved_at TEXT,
+    title TEXT NOT NULL,
+    detail TEXT,
+    trace_id TEXT,
+    span_id TEXT,
+    stack_hash TEXT,
+    times_opened INTEGER NOT NULL DEFAULT 1,
+    notice TEXT,
+    notice_at TEXT,
+    resolve_notice TEXT,
+    UNIQUE (kind, task_slug, alert_key)
+)"""
+ALERTS_INDEX = "CREATE INDEX ix_alerts_state_opened ON alerts (state, opened_at DESC)"
+
+
+@migration
+def m005_schedules_and_alerts(db: sqlite3.Connection) -> None:
+    """``schedules`` (when tasks should run) and ``alerts`` (what ``taskexec check`` found,
+    open or resolved, and whether it was told): see ``db/awareness.py``."""
+    db.execute(SCHEDULES_TABLE)
+    db.execute(ALERTS_TABLE)
+    db.execute(ALERTS_INDEX)
 
 
 def applied(db: sqlite3.Connection) -> set[str]:

@@ -2,12 +2,19 @@
 
 Several task slugs with their own lognormal durations, ~5–15% failures drawn from a few dozen
 distinct bugs (some only recently introduced), retries that sometimes succeed, a few abandoned
-runs, retrieval metadata and written files. The same seed and anchor give the same rows.
+runs, retrieval metadata and written files, and now and then a slot that two workers both ran
+(a scheduler that fired twice). The same seed, run count, days and anchor give the same rows.
+
+Rows are keyed like live recordings (``model.live_key`` of the span id), and the span and trace
+ids are salted with all four parameters: two databases generated with different parameters
+(another seed, or the same seed at another anchor) share no row, so merging them keeps every
+row, while generating the same database again adds nothing.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import math
 import random
@@ -15,9 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..model import TaskExecution
+from ..model import TaskExecution, format_ts, live_key
 
 SOURCES = ("semantic", "episodic", "procedural", "web", "calendar")
+#: Share of runs that are a second firing of the previous run's slot (another worker ran it too).
+DOUBLE_FIRE = 0.003
 
 
 @dataclass(frozen=True)
@@ -146,11 +155,20 @@ def generate(
     }
     step = span_us / max(runs, 1)
     hosts = [f"worker-{i}" for i in range(1, 5)]
+    # Ids are salted with everything that makes this database, so no other one shares them.
+    salt = hashlib.sha256(f"demo\x1f{seed}\x1f{runs}\x1f{days}\x1f{format_ts(end)}".encode())
+    trace_salt = int.from_bytes(salt.digest()[:16], "big")
+    span_salt = int.from_bytes(salt.digest()[16:24], "big")
+    twice = random.Random(salt.digest())  # its own stream: the main one draws as it always did
+    previous_slot: tuple[DemoTask, datetime] | None = None
     for i in range(runs):
         task = rng.choices(TASKS, cum_weights=cum_weights)[0]
         frac = i / max(runs, 1)
         scheduled = start + timedelta(microseconds=int(i * step))
-        trace_id = f"{rng.getrandbits(128) | 1:032x}"
+        if previous_slot is not None and twice.random() < DOUBLE_FIRE:
+            task, scheduled = previous_slot  # the scheduler fired the last slot again
+        previous_slot = (task, scheduled)
+        trace_id = f"{(rng.getrandbits(128) ^ trace_salt) | 1:032x}"
         previous: str | None = None
         t = scheduled + timedelta(milliseconds=_randint(rng, 5, 900))
         # Failure odds drift a little over time and by hour so the trend charts have a shape.
@@ -159,7 +177,7 @@ def generate(
         phase = phases[bisect.bisect_right(phases, frac) - 1]
         bug = rng.choice(candidates[task.slug, phase])
         for attempt in range(1, 4):
-            span_id = f"{rng.getrandbits(64) | 1:016x}"
+            span_id = f"{(rng.getrandbits(64) ^ span_salt) | 1:016x}"
             duration = rng.lognormvariate(math.log(task.median_ms), task.sigma)
             where = _Attempt(
                 task=task,
@@ -241,6 +259,7 @@ def _record(
         status=status,
         trace_id=where.trace_id,
         span_id=where.span_id,
+        idempotency_key=live_key(where.span_id),
         attempt=attempt,
         retry_of=where.retry_of,
         scheduled_at=where.scheduled,

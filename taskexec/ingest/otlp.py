@@ -18,13 +18,15 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .. import spans
-from ..errors import InvalidRecord
+from ..errors import BadInput, InvalidRecord
 from ..model import (
     FAILURE_STATUSES,
     STATUSES,
@@ -33,6 +35,7 @@ from ..model import (
     parse_ts,
     to_unix_nanos,
 )
+from .backfill import brief, open_error, too_deep
 
 PREFIX = spans.PREFIX
 SCOPE_NAME = "taskexec"
@@ -53,6 +56,14 @@ _EXPORTED = tuple(f for f in spans.SPAN_ATTRIBUTES if f not in ("host", "pid"))
 #: Enum names are not valid OTLP/JSON, but some producers write them; accept them anyway.
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+#: How deeply an attribute value may nest arrays and kvlists (as ``backfill.MAX_DEPTH``).
+MAX_DEPTH = 32
+#: The first nanosecond past 9999-12-31T23:59:59.999999Z: later times cannot be stored.
+MAX_UNIX_NANOS = 253_402_300_800 * 10**9
+#: A ``\\uD800``-``\\uDFFF`` escape in the raw JSON (a lone one is text SQLite cannot store).
+_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: What one span (or one resource) may raise on input nobody anticipated.
+_SPAN_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OverflowError, RecursionError)
 
 
 @dataclass
@@ -76,8 +87,10 @@ class ImportSummary:
 # -- AnyValue / KeyValue ---------------------------------------------------------------------
 
 
-def decode_value(value: Any) -> Any:
-    """An OTLP ``AnyValue`` as a Python value (``{}`` is null; bytes stay base64 text)."""
+def decode_value(value: Any, depth: int = 0) -> Any:
+    """An OTLP ``AnyValue`` as a Python value (``{}`` is null; bytes stay base64 text).
+
+    Arrays and kvlists nested more than ``MAX_DEPTH`` deep are an InvalidRecord."""
     if not isinstance(value, Mapping) or not value:
         return None
     if "stringValue" in value:
@@ -88,22 +101,24 @@ def decode_value(value: Any) -> Any:
         return int(value["intValue"])
     if "doubleValue" in value:
         return float(value["doubleValue"])
+    if ("arrayValue" in value or "kvlistValue" in value) and depth >= MAX_DEPTH:
+        raise InvalidRecord("attributes", f"a value nested deeper than {MAX_DEPTH} levels")
     if "arrayValue" in value:
-        return [decode_value(v) for v in (value["arrayValue"] or {}).get("values", ())]
+        return [decode_value(v, depth + 1) for v in (value["arrayValue"] or {}).get("values", ())]
     if "kvlistValue" in value:
-        return decode_attributes((value["kvlistValue"] or {}).get("values", ()))
+        return decode_attributes((value["kvlistValue"] or {}).get("values", ()), depth + 1)
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
 
 
-def decode_attributes(items: Any) -> dict[str, Any]:
+def decode_attributes(items: Any, depth: int = 0) -> dict[str, Any]:
     """A list of OTLP ``KeyValue`` as a dict (later keys win, as in a map)."""
     if not items:
         return {}
     if not isinstance(items, list):
         raise ValueError("attributes must be a list of {key, value}")
-    return {kv["key"]: decode_value(kv.get("value")) for kv in items}
+    return {kv["key"]: decode_value(kv.get("value"), depth) for kv in items}
 
 
 def encode_value(value: Any) -> dict[str, Any]:
@@ -139,10 +154,12 @@ def _hex_id(value: Any, size: int, name: str) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or len(value) != size:
-        raise InvalidRecord(name, f"expected {size} hex characters, got {value!r}")
+        raise InvalidRecord(name, f"expected {size} hex characters, got {brief(value)}")
     lowered = value.lower()
     if lowered.strip("0123456789abcdef") or lowered == "0" * size:
-        raise InvalidRecord(name, f"expected {size} hex characters, not all zero; got {value!r}")
+        raise InvalidRecord(
+            name, f"expected {size} hex characters, not all zero; got {brief(value)}"
+        )
     return lowered
 
 
@@ -151,9 +168,11 @@ def _nanos(value: Any, name: str) -> int:
     try:
         nanos = int(value)
     except (TypeError, ValueError):
-        raise InvalidRecord(name, f"expected unix nanoseconds, got {value!r}") from None
+        raise InvalidRecord(name, f"expected unix nanoseconds, got {brief(value)}") from None
     if nanos < 0:
         raise InvalidRecord(name, f"negative time {nanos}")
+    if nanos >= MAX_UNIX_NANOS:
+        raise InvalidRecord(name, f"out of range: {str(nanos)[:30]} is past the year 9999")
     return nanos
 
 
@@ -254,8 +273,13 @@ def _exception(events: Any) -> tuple[str | None, str | None, str | None]:
     return found
 
 
-def records_from_document(doc: Any, where: str, summary: ImportSummary) -> Iterator[TaskExecution]:
-    """Task records of one OTLP/JSON ``TracesData`` document; bad spans go to ``summary``."""
+def records_from_document(
+    doc: Any, where: str, summary: ImportSummary, *, check_text: bool = False
+) -> Iterator[TaskExecution]:
+    """Task records of one OTLP/JSON ``TracesData`` document; bad spans go to ``summary``.
+
+    ``check_text``: the document's JSON held a surrogate escape, so each task span's text is
+    checked for a lone surrogate (text no UTF-8 file, and so no SQLite column, can hold)."""
     if not isinstance(doc, Mapping) or not isinstance(doc.get("resourceSpans", []), list):
         summary.problems.append(
             f"{where}: not an OTLP/JSON traces document (no resourceSpans list)"
@@ -265,8 +289,13 @@ def records_from_document(doc: Any, where: str, summary: ImportSummary) -> Itera
         try:
             resource = decode_attributes((resource_spans.get("resource") or {}).get("attributes"))
             scopes = resource_spans.get("scopeSpans") or ()
-        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
-            summary.problems.append(f"{where}: resourceSpans[{r_index}]: unreadable ({exc})")
+        except InvalidRecord as exc:
+            summary.problems.append(f"{where}: resourceSpans[{r_index}].resource: {exc}")
+            continue
+        except _SPAN_ERRORS as exc:
+            summary.problems.append(
+                f"{where}: resourceSpans[{r_index}]: unreadable ({_error_text(exc)})"
+            )
             continue
         for s_index, scope in enumerate(scopes):
             spans = scope.get("spans") if isinstance(scope, Mapping) else None
@@ -275,12 +304,16 @@ def records_from_document(doc: Any, where: str, summary: ImportSummary) -> Itera
                 label = f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{index}]"
                 try:
                     record = span_to_record(span, resource)
+                    if record is not None:
+                        _check_storable(record, span if check_text else None)
                 except InvalidRecord as exc:
                     summary.tasks += 1
                     summary.problems.append(f"{where}: {label}: {exc}")
                     continue
-                except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
-                    summary.problems.append(f"{where}: {label}: unreadable span ({exc})")
+                except _SPAN_ERRORS as exc:
+                    summary.problems.append(
+                        f"{where}: {label}: unreadable span ({_error_text(exc)})"
+                    )
                     continue
                 if record is None:
                     summary.not_tasks += 1
@@ -289,41 +322,105 @@ def records_from_document(doc: Any, where: str, summary: ImportSummary) -> Itera
                     yield record
 
 
+def _error_text(exc: BaseException) -> str:
+    """An unexpected error in a few words (no multi-line or megabyte messages)."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _check_storable(record: TaskExecution, span: Any = None) -> None:
+    """InvalidRecord when a record could be built but not stored: JSON fields nested past
+    ``MAX_DEPTH`` (from ``taskexec.attributes`` / ``parents`` JSON text), or, when ``span`` is
+    given, text holding a lone surrogate."""
+    for name in ("attributes", "parents", "causes"):
+        value = getattr(record, name)
+        if value and too_deep(dict(value) if name == "attributes" else list(value), MAX_DEPTH + 1):
+            raise InvalidRecord(name, f"nested deeper than {MAX_DEPTH} levels")
+    if span is not None:
+        try:
+            json.dumps(span, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidRecord(
+                "span", "text holds a lone surrogate (a \\ud800-\\udfff escape): not Unicode"
+            ) from None
+        except (TypeError, ValueError):  # pragma: no cover - parsed JSON always dumps
+            pass
+
+
+def _parse(data: bytes) -> tuple[Any, str | None]:
+    """(document, None), or (None, why it is not JSON) for one file or one line."""
+    try:
+        return json.loads(data), None
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply to parse"
+    except ValueError as exc:  # a number of over 4,300 digits
+        return None, f"invalid JSON: {str(exc).split(';')[0][:200]}"
+
+
+def _open_regular(path: str) -> int:
+    """A descriptor of the regular file ``path`` (never blocking on a FIFO); BadInput else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise BadInput(path, open_error(path, exc)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket"}
+        raise BadInput(path, f"not a regular file ({kind.get(stat.S_IFMT(mode), 'special')})")
+    return fd
+
+
 def records_from_file(path: str, summary: ImportSummary) -> Iterator[TaskExecution]:
-    """Records of one file: a single document, or one document per line (file exporter)."""
+    """Records of one file: a single document, or one document per line (file exporter).
+
+    Never raises for bad input: what cannot be read goes to ``summary.problems``."""
     summary.files += 1
     try:
-        with open(path, "rb") as handle:
+        fd = _open_regular(path)
+    except BadInput as exc:
+        summary.problems.append(str(exc))
+        return
+    try:
+        with os.fdopen(fd, "rb") as handle:
             first = handle.readline()
-            try:
-                doc = json.loads(first) if first.strip() else None
-                lines = True
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                lines = False
-            if not lines:  # a pretty-printed single document
+            doc, error = _parse(first) if first.strip() else (None, None)
+            if error is not None:  # not one document per line: a pretty-printed document
                 text = first + handle.read()
-                try:
-                    yield from records_from_document(json.loads(text), path, summary)
-                except json.JSONDecodeError as exc:
-                    summary.problems.append(
-                        f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-                    )
-                except UnicodeDecodeError:
-                    summary.problems.append(f"{path}: not UTF-8 text")
+                doc, error = _parse(text)
+                if error is not None:
+                    summary.problems.append(f"{path}: {error}")
+                    return
+                yield from records_from_document(
+                    doc, path, summary, check_text=_has_surrogate(text)
+                )
                 return
             if doc is not None:
-                yield from records_from_document(doc, f"{path}:1", summary)
+                yield from records_from_document(
+                    doc, f"{path}:1", summary, check_text=_has_surrogate(first)
+                )
             for number, line in enumerate(handle, 2):
                 if not line.strip():
                     continue
-                try:
-                    doc = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    summary.problems.append(f"{path}:{number}: invalid JSON ({exc})")
+                doc, error = _parse(line)
+                if error is not None:
+                    summary.problems.append(f"{path}:{number}: {error}")
                     continue
-                yield from records_from_document(doc, f"{path}:{number}", summary)
+                yield from records_from_document(
+                    doc, f"{path}:{number}", summary, check_text=_has_surrogate(line)
+                )
     except OSError as exc:
         summary.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+
+
+def _has_surrogate(data: bytes) -> bool:
+    return b"\\u" in data and _SURROGATE_ESCAPE_RE.search(data) is not None
 
 
 def import_files(paths: Iterable[str], db: str) -> ImportSummary:

@@ -26,6 +26,7 @@ NOTEBOOKS = ("duration_trends", "failure_trends")
 #: Cells whose metadata carries this tag draw a chart; every one must produce an image.
 CHART_TAG = "chart"
 CELL_TIMEOUT = 600
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class NotebookFailed(TaskexecError):
@@ -107,7 +108,8 @@ async def _execute(path: Path, env: dict[str, str]) -> Any:
     try:
         await client.async_execute(env=env, cleanup_kc=True)  # we own the manager: shut down
     except CellExecutionError as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        text = _ANSI.sub("", str(exc)).strip()  # the kernel colours its traceback
+        detail = text.splitlines()[-1] if text else repr(exc)
         raise NotebookFailed(f"{path.name}: {detail}") from None
     return notebook
 
