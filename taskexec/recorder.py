@@ -80,6 +80,7 @@ class AttemptOptions(TypedDict, total=False):
     causes: Sequence[Any]  # upstream executions that caused this one
     content: str | None  # a summary, full-text searchable
     capture_logs: int  # keep this attempt's last N log lines in attributes["log_tail"]
+    started_at: datetime | None  # when it started, if not now (aware; a framework's clock)
 
 
 class Run:
@@ -99,6 +100,7 @@ class Run:
         self._live: tracing.LiveSpan | None = None  # the OpenTelemetry span, when tracing
         self._done = threading.Lock()
         self._finished = False
+        self._given_start = False  # started_at came from the caller, not the clock
         self._logs: collections.deque[str] | None = None  # the last log lines, when captured
         self._token: contextvars.Token[Run | None] | None = None
 
@@ -164,10 +166,12 @@ class Run:
         error_type: str | None = None,
         error_message: str | None = None,
         stack_trace: str | None = None,
+        ended_at: datetime | None = None,
     ) -> None:
         """End the attempt: with ``exc`` (its type, message and stack are recorded) or with an
         explicit ``status`` and error text (for frameworks that report failures as values).
-        Callable from any thread; the second and later calls do nothing."""
+        ``ended_at`` (aware) when the end is known after the fact. Callable from any thread;
+        the second and later calls do nothing."""
         with self._done:
             if self._finished:
                 return
@@ -180,7 +184,7 @@ class Run:
             _CURRENT.set(None)
         if self._logs:
             self.attributes["log_tail"] = list(self._logs)
-        self._recorder._end(self, exc, status, error_type, error_message, stack_trace)
+        self._recorder._end(self, exc, status, error_type, error_message, stack_trace, ended_at)
 
 
 class Tracking:
@@ -335,6 +339,7 @@ class Recorder:
             "host": self.host,
             "content": options.get("content"),
             "attributes": options.get("attributes") or {},
+            "_given_start": options.get("started_at"),
         }
 
     def track(self, task_slug: str, **options: Unpack[AttemptOptions]) -> Tracking:
@@ -373,7 +378,7 @@ class Recorder:
     def _record(self, fields: dict[str, Any]) -> TaskExecution:
         """The running record; a field that does not validate is dropped (or stringified) and
         named in ``attributes``, so the attempt is still recorded."""
-        fields["started_at"] = utcnow()
+        fields["started_at"] = fields.pop("_given_start", None) or utcnow()
         fields["pid"] = os.getpid()
         invalid: dict[str, str] = {}
         for _ in range(len(fields)):
@@ -408,6 +413,7 @@ class Recorder:
         attach: bool,
         capture: int | None = None,
     ) -> Run:
+        given_start = fields.get("_given_start") is not None
         try:
             record = self._record(fields)
         except Exception as exc:  # strict mode re-raises above; anything else: a bare record
@@ -416,6 +422,7 @@ class Recorder:
                 task_slug="unnamed", status="running", started_at=utcnow(), host=self.host
             )
         run = Run(self, record)
+        run._given_start = given_start
         lines = capture if capture is not None else self.capture_logs
         if lines:
             run._logs = collections.deque(maxlen=lines)
@@ -454,9 +461,15 @@ class Recorder:
         error_type: str | None,
         error_message: str | None,
         stack_trace: str | None,
+        ended_at: datetime | None = None,
     ) -> None:
         try:
-            duration_ms = (time.perf_counter() - run._t0) * 1000.0
+            if ended_at is not None or run._given_start:
+                # Times known after the fact (a framework's own clock): duration from them.
+                end = ended_at if ended_at is not None else utcnow()
+                duration_ms = max(0.0, (end - run.record.started_at).total_seconds() * 1000.0)
+            else:
+                duration_ms = (time.perf_counter() - run._t0) * 1000.0
             run.status = status if status is not None else status_for(exc)
             error: dict[str, Any] = {
                 "error_type": error_type,

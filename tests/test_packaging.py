@@ -35,6 +35,12 @@ def test_cli_import_is_light():
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+def test_run_command_import_is_light():
+    """``taskexec run -- CMD`` wraps cron jobs: its start-up is on every run's path."""
+    loaded = imported_after("import taskexec.cli.run, taskexec.integrations.command")
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
 def test_version_command():
     out = subprocess.run(
         [sys.executable, "-m", "taskexec.cli", "--version"], capture_output=True, text=True
