@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from taskexec.config import WINDOW_ENV
-from taskexec.db import Store
+from taskexec.db import Store, awareness
 from taskexec.errors import BadInput, DatabaseError, InvalidRecord
 from taskexec.faces.jupyter import analysis, plots
 from taskexec.model import TaskExecution, new_span_id, new_trace_id
@@ -344,3 +345,55 @@ def test_every_chart_draws_on_mixed_data(open_store):
     for name, fig in charts(every_frame(open_store(records))).items():
         assert is_chart(fig), name
         assert len(render(fig)) > 1000, name
+
+
+# -- alerts --------------------------------------------------------------------------------------
+
+
+def test_alert_history_counts_per_day_and_kind_and_charts_it(tmp_path):
+    def found(kind: str, task: str, key: str) -> dict:
+        return {"kind": kind, "task_slug": task, "alert_key": key, "title": f"{kind} {task}"}
+
+    path = tmp_path / "alerts.db"
+    day1, day2 = "2026-11-18T10:00:00.000000Z", "2026-11-19T09:00:00.000000Z"
+    with Store(path) as store:
+        awareness.apply_findings(store, [found("late", "a", "1"), found("late", "b", "2")], day1)
+        # The next day the late starts are gone (resolved); a missed run and a new error open.
+        awareness.apply_findings(
+            store, [found("missed", "a", "s"), found("new_error", "a", "h")], day2
+        )
+    with Store.open_readonly(path) as store:
+        history = analysis.alert_history(store, SINCE)
+        later = analysis.alert_history(store, "2026-11-19T00:00:00Z")
+        assert str(history["day"].dtype) == "datetime64[ns, UTC]"
+        got = {
+            (r.day.strftime("%m-%d"), r.kind, r.opened, r.tasks, r.still_open)
+            for r in history.itertuples(index=False)
+        }
+        assert got == {
+            ("11-18", "late", 2, 2, 0),
+            ("11-19", "missed", 1, 1, 1),
+            ("11-19", "new_error", 1, 1, 1),
+        }
+        assert set(later["kind"]) == {"missed", "new_error"}
+        fig = plots.alerts_per_day(history)
+        assert is_chart(fig) and len(render(fig)) > 1000
+        assert "4 in the window" in fig.axes[0].get_title()
+        labels = [t.get_text() for t in fig.axes[0].texts]
+        assert labels == ["2 open"]  # day 2: both still open; day 1: none
+
+
+def test_no_alerts_is_an_empty_frame_and_a_no_alerts_figure(open_store, tmp_path):
+    columns = ["day", "kind", "opened", "tasks", "still_open"]
+    empty = analysis.alert_history(open_store([attempt()]), SINCE)
+    assert empty.empty and list(empty.columns) == columns
+    fig = plots.alerts_per_day(empty)
+    assert not is_chart(fig) and texts(fig) == "No alerts in this window"
+    assert render(fig).startswith(b"\x89PNG")
+    old = tmp_path / "old.db"  # written before alerts existed: no alerts table
+    Store(old).close()
+    with sqlite3.connect(old) as conn:
+        conn.execute("DROP TABLE alerts")
+    with Store.open_readonly(old) as store:
+        before = analysis.alert_history(store, SINCE)
+    assert before.empty and list(before.columns) == columns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taskexec.cli import cli
+from taskexec.cli.main import all_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,12 +17,12 @@ def all_docs() -> str:
 
 def test_every_command_is_documented():
     docs = all_docs()
-    missing = [name for name in cli.commands if f"taskexec {name}" not in docs]
+    missing = [name for name in all_commands() if f"taskexec {name}" not in docs]
     assert not missing, f"commands with no documentation: {missing}"
 
 
 def test_every_command_has_help():
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         assert command.help and len(command.help.split()) >= 5, name
         for param in command.params:
             if getattr(param, "param_type_name", "") == "option" and not getattr(

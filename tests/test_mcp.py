@@ -18,6 +18,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from taskexec.db import awareness
 from taskexec.db.store import Store
 from taskexec.faces.mcp.models import COUNT_CAP
 from taskexec.faces.mcp.server import build_server
@@ -74,7 +75,7 @@ async def error(path: Path | str, tool: str, **args: Any) -> str:
 async def test_tools_are_listed_with_bounds_enums_and_output_schemas(db: Path) -> None:
     async with Client(build_server(str(db)), raise_exceptions=True) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"tasks_list", "tasks_by_trace", "tasks_last_failed"}
+    assert set(tools) == {"tasks_list", "tasks_by_trace", "tasks_last_failed", "tasks_alerts"}
     for tool in tools.values():
         assert tool.annotations is not None and tool.annotations.read_only_hint is True
         assert tool.output_schema is not None
@@ -90,6 +91,17 @@ async def test_tools_are_listed_with_bounds_enums_and_output_schemas(db: Path) -
     failed = tools["tasks_last_failed"].input_schema["properties"]["limit"]
     assert (failed["minimum"], failed["maximum"], failed["default"]) == (1, 100, 10)
     assert tools["tasks_by_trace"].input_schema["required"] == ["trace_id"]
+    alerts = tools["tasks_alerts"].input_schema["properties"]
+    assert (alerts["state"]["enum"], alerts["state"]["default"]) == (
+        ["open", "resolved", "all"],
+        "open",
+    )
+    limit = alerts["limit"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 200, 50)
+    assert alerts["task_slug"]["anyOf"][0]["maxLength"] == 200
+    assert "required" not in tools["tasks_alerts"].input_schema
+    output = tools["tasks_alerts"].output_schema
+    assert {"summary", "alerts", "counts", "returned", "truncated"} <= set(output["properties"])
 
 
 async def test_datasette_hook_declares_the_same_tools_plus_database(db: Path) -> None:
@@ -296,6 +308,149 @@ async def test_last_failed_with_nothing_to_report(db: Path) -> None:
     assert "newest execution started at" in out["hint"]
 
 
+# -- tasks_alerts --------------------------------------------------------------------------------
+
+T1 = "2026-11-20T10:00:00.000000Z"
+T2 = "2026-11-20T11:00:00.000000Z"
+
+
+def finding(kind: str, task: str, key: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "task_slug": task,
+        "alert_key": key,
+        "since": extra.pop("since", T1),
+        "title": f"{kind} {task}",
+        "detail": f"detail of {kind} {task}",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def alerts_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three alerts: 'late sync_inbox' opened at T1 and resolved at T2, 'missed send_digest'
+    opened at T1 and still open, 'new_error sync_inbox' opened at T2 (names a run) and open."""
+    path = tmp_path_factory.mktemp("alerts") / "alerts.db"
+    missed = finding("missed", "send_digest", "schedule")
+    late = finding("late", "sync_inbox", "a" * 16, trace_id="ab" * 16, span_id="a" * 16)
+    new = finding(
+        "new_error",
+        "sync_inbox",
+        "f" * 64,
+        trace_id="cd" * 16,
+        span_id="c" * 16,
+        stack_hash="f" * 64,
+        since=T2,
+    )
+    with Store(path) as store:
+        awareness.apply_findings(store, [missed, late], T1)
+        awareness.apply_findings(store, [missed, new], T2)
+    return path
+
+
+async def test_alerts_open_by_default_newest_first(alerts_db: Path) -> None:
+    out = await call(alerts_db, "tasks_alerts")
+    assert out["state"] == "open"
+    assert [(a["kind"], a["task_slug"]) for a in out["alerts"]] == [
+        ("new_error", "sync_inbox"),
+        ("missed", "send_digest"),
+    ]
+    assert out["counts"] == {"open": 2, "resolved": 1}
+    assert out["returned"] == 2 and out["truncated"] is False and out["hint"] is None
+    new = out["alerts"][0]
+    assert new == {
+        "kind": "new_error",
+        "task_slug": "sync_inbox",
+        "title": "new_error sync_inbox",
+        "detail": "detail of new_error sync_inbox",
+        "state": "open",
+        "since": T2,
+        "opened_at": T2,
+        "last_seen_at": T2,
+        "resolved_at": None,
+        "trace_id": "cd" * 16,
+        "span_id": "c" * 16,
+        "stack_hash": "f" * 64,
+        "times_opened": 1,
+    }
+    missed = out["alerts"][1]
+    assert missed["trace_id"] is None and missed["last_seen_at"] == T2
+    assert out["summary"].startswith("2 open alert(s): 1 new_error, 1 missed; newest:")
+    assert out["summary"].endswith("; in all: 2 open, 1 resolved.")
+    # The run an alert names is one tasks_by_trace can be asked about.
+    assert len(new["trace_id"]) == 32
+
+
+async def test_alerts_resolved_all_limit_and_task(alerts_db: Path) -> None:
+    resolved = await call(alerts_db, "tasks_alerts", state="resolved")
+    assert [a["kind"] for a in resolved["alerts"]] == ["late"]
+    assert (
+        resolved["alerts"][0]["resolved_at"] == T2 and resolved["alerts"][0]["state"] == "resolved"
+    )
+    every = await call(alerts_db, "tasks_alerts", state="all")
+    opened = [a["opened_at"] for a in every["alerts"]]
+    assert len(opened) == 3 and opened == sorted(opened, reverse=True)
+    assert every["alerts"][0]["kind"] == "new_error"
+    one = await call(alerts_db, "tasks_alerts", state="all", limit=1)
+    assert one["returned"] == 1 and one["truncated"] is True
+    assert one["summary"].startswith("The 1 newest alert(s)")
+    inbox = await call(alerts_db, "tasks_alerts", state="all", task_slug="sync_inbox")
+    assert {a["task_slug"] for a in inbox["alerts"]} == {"sync_inbox"}
+    assert inbox["counts"] == {"open": 1, "resolved": 1}
+
+
+async def test_alerts_empty_answers_say_why(alerts_db: Path, tmp_path: Path) -> None:
+    unknown = await call(alerts_db, "tasks_alerts", task_slug="no_such_task")
+    assert unknown["alerts"] == [] and unknown["counts"] == {"open": 0, "resolved": 0}
+    assert "'no_such_task'" in unknown["hint"] and "send_digest" in unknown["hint"]
+    path = tmp_path / "calm.db"
+    with Store(path) as store:
+        awareness.apply_findings(store, [finding("late", "t", "k")], T1)
+        awareness.apply_findings(store, [], T2)
+    calm = await call(path, "tasks_alerts")
+    assert calm["alerts"] == [] and calm["returned"] == 0
+    assert calm["summary"] == "No open alerts (in all: 0 open, 1 resolved)."
+    assert "state='resolved'" in calm["hint"]
+    empty = tmp_path / "empty.db"
+    Store(empty).close()
+    none = await call(empty, "tasks_alerts", state="all")
+    assert "taskexec check" in none["hint"] and "0 task(s) have a schedule" in none["hint"]
+    old = tmp_path / "old.db"  # written before alerts existed: no alerts table
+    Store(old).close()
+    with sqlite3.connect(old) as conn:
+        conn.execute("DROP TABLE alerts")
+    before = await call(old, "tasks_alerts")
+    assert before["alerts"] == [] and "taskexec check" in before["hint"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ({"state": "closed"}, ["state", "'open'", "'resolved'", "'all'"]),
+        ({"limit": 0}, ["limit", "greater than or equal to 1"]),
+        ({"limit": 201}, ["limit", "less than or equal to 200"]),
+        ({"task_slug": "x" * 201}, ["task_slug", "at most 200"]),
+    ],
+)
+async def test_alerts_bad_arguments(
+    alerts_db: Path, args: dict[str, Any], words: list[str]
+) -> None:
+    message = await error(alerts_db, "tasks_alerts", **args)
+    for word in words:
+        assert word in message
+
+
+def test_alerts_answer_checks_its_arguments_when_called_directly(alerts_db: Path) -> None:
+    from taskexec.errors import InvalidRecord
+    from taskexec.faces.mcp.tools import alerts
+
+    with Store.open_readonly(alerts_db) as store:
+        with pytest.raises(InvalidRecord, match="state: expected 'open', 'resolved' or 'all'"):
+            alerts(store, state="closed")
+        with pytest.raises(InvalidRecord, match="limit"):
+            alerts(store, limit=500)
+
+
 # -- errors --------------------------------------------------------------------------------------
 
 
@@ -338,7 +493,7 @@ async def test_limit_out_of_range(db: Path, tool: str, limit: int, bound: str) -
         ("2026-11-19", "2026-11-19T00:00:00Z"),
         ("yesterday", "nor a relative window (e.g. 24h, 7d"),
         ("24", "neither an ISO-8601 timestamp"),
-        ("100000000w", "reaches before year 1"),
+        ("100000000w", "at most 100 years (36525d); shorten it"),
     ],
 )
 async def test_bad_since(db: Path, since: str, fix: str) -> None:
@@ -360,6 +515,7 @@ async def test_missing_and_foreign_databases(tmp_path: Path) -> None:
         ("tasks_list", {}),
         ("tasks_last_failed", {}),
         ("tasks_by_trace", {"trace_id": "ab" * 16}),
+        ("tasks_alerts", {"state": "all"}),
     ):
         message = await error(missing, tool, **args)
         assert "no database at" in message and "taskexec demo" in message
@@ -387,6 +543,7 @@ async def test_no_tool_writes_whatever_the_arguments(db: Path, tmp_path: Path) -
     await call(path, "tasks_by_trace", trace_id=trace_id)
     await call(path, "tasks_last_failed", task_slug=hostile, limit=100)
     await call(path, "tasks_last_failed", since=SINCE, limit=100)
+    await call(path, "tasks_alerts", state="all", task_slug=hostile, limit=200)
     await error(path, "tasks_by_trace", trace_id=hostile)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert sql(path, "SELECT count(*) FROM task_executions")[0][0] > 0

@@ -69,6 +69,8 @@ def test_tables_search_sort_facets_and_hidden():
     assert executions["facets"] == ["status", "task_slug", "error_type", "provenance"]
     assert {"trace_id", "stack_hash", "status", "idempotency_key"} <= set(executions["columns"])
     assert "occurrences" in tables["error_groups"]["columns"]
+    assert tables["alerts"]["sort_desc"] == "opened_at"
+    assert tables["alerts"]["facets"] == ["state", "kind", "task_slug"]
     for name in ("_taskexec_migrations", "taskexec_meta", "task_executions_fts"):
         assert name in HIDDEN_TABLES and tables[name] == {"hidden": True}
 
@@ -76,7 +78,7 @@ def test_tables_search_sort_facets_and_hidden():
 def test_columns_described_exist_in_the_schema(demo_db):
     tables = build_metadata("db")["databases"]["db"]["tables"]
     with sqlite3.connect(demo_db) as conn:
-        for table in ("task_executions", "error_groups"):
+        for table in ("task_executions", "error_groups", "alerts", "schedules"):
             actual = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
             described = set(tables[table]["columns"])
             assert described == actual, f"{table}: {described ^ actual}"
@@ -94,6 +96,14 @@ def test_dashboard_has_the_required_charts():
     assert any("p50_ms" in f and "p95_ms" in f for f in fields.values())  # durations over time
     assert any("'attempts'" in f and "'day'" in f for f in fields.values())  # runs over time
     assert "top-errors" in charts
+    assert charts["open-alerts"]["library"] == "metric"
+    assert charts["open-alerts"]["display"]["field"] == "open_alerts"
+    tables = {k for k, c in charts.items() if c["library"] == "table"}
+    assert tables == {"open-alerts-table", "scheduled-tasks"}
+    # What needs attention now sits right under the headline numbers.
+    assert dash["layout"][1] == ["open-alerts", *["open-alerts-table"] * 3]
+    assert dash["layout"][2] == ["scheduled-tasks"] * 4
+    assert all(len(row) == 4 for row in dash["layout"])
     laid_out = {slug for row in dash["layout"] for slug in row}
     assert laid_out == set(charts)
     assert dash["filters"]["since"]["default"] == "7d"
@@ -102,13 +112,56 @@ def test_dashboard_has_the_required_charts():
 def test_every_chart_query_is_built_from_a_probe():
     dash = build_metadata("db")["plugins"]["datasette-dashboards"][DASHBOARD]
     bodies = {p.name: p.sql for p in probes.all_probes()}
-    pinned = {name: pin_default(sql, "since") for name, sql in bodies.items()}
+    # Headline tiles pin the window, alert panels the task (they show every task, like the tiles).
+    pinned = {name: pin_default(sql, "since", "task_slug") for name, sql in bodies.items()}
     for slug, chart in dash["charts"].items():
         if "query" not in chart:
             continue
         assert chart["db"] == "db"
         assert any(sql in chart["query"] for sql in [*bodies.values(), *pinned.values()]), slug
     assert dash["filters"]["task_slug"]["query"] == bodies["task_list"]
+
+
+def test_alert_tables_escape_and_always_answer_a_row(tmp_path):
+    """datasette-dashboards sets table cells as HTML and reads the headers from the first row:
+    the alert tables escape every value and say "none" in a row of their own."""
+    from taskexec.db import Store, awareness
+
+    path = tmp_path / "t.db"
+    Store(path).close()
+    dash = build_metadata("db")["plugins"]["datasette-dashboards"][DASHBOARD]
+    alerts_sql = dash["charts"]["open-alerts-table"]["query"]
+    schedules_sql = dash["charts"]["scheduled-tasks"]["query"]
+    with sqlite3.connect(path) as conn:
+        none = conn.execute(alerts_sql, {"since": "7d", "task_slug": ""}).fetchall()
+        assert len(none) == 1 and "No open alerts" in none[0][2]
+        no_schedule = conn.execute(schedules_sql, {"now": ""}).fetchall()
+        assert len(no_schedule) == 1 and "taskexec schedule add" in no_schedule[0][0]
+    hostile = '<b onclick="x()">&</b>'
+    with Store(path) as store:
+        awareness.apply_findings(
+            store,
+            [
+                {
+                    "kind": "late",
+                    "task_slug": "t",
+                    "alert_key": str(i),
+                    "since": None,
+                    "title": hostile,
+                    "detail": hostile,
+                    "trace_id": f'"><script>{i}',
+                }
+                for i in range(20)
+            ],
+            "2026-11-20T10:00:00.000000Z",
+        )
+    with sqlite3.connect(path) as conn:
+        shown = conn.execute(alerts_sql, {"task_slug": "other"}).fetchall()  # the task is pinned
+    assert len(shown) == 15
+    text = repr(shown)
+    assert "<b" not in text and "<script" not in text and 'onclick="' not in text
+    assert "&lt;b onclick=&quot;x()&quot;&gt;&amp;&lt;/b&gt;" in text
+    assert "&quot;&gt;&lt;script&gt;" in shown[0][4]
 
 
 def test_pin_default_replaces_only_that_parameter(demo_db):

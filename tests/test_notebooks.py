@@ -53,6 +53,15 @@ def test_committed_without_outputs_and_with_a_story(path):
         assert above.cell_type == "markdown" and len(above.source) > 200, cell.id
 
 
+def test_failure_trends_ends_with_the_alert_history():
+    notebook = nbformat.read(FOLDER / "failure_trends.ipynb", as_version=4)
+    explanation, chart = notebook.cells[-2:]
+    assert explanation.cell_type == "markdown" and explanation.source.startswith("## Alerts")
+    assert chart in chart_cells(notebook)
+    assert "analysis.alert_history(store, since)" in chart.source
+    assert "plots.alerts_per_day(" in chart.source
+
+
 @pytest.mark.parametrize("name", report.NOTEBOOKS)
 def test_demo_run_has_an_image_in_every_chart_cell_and_no_errors(executed_demo, name):
     notebook = executed_demo[name]

@@ -276,7 +276,9 @@ def test_on_finish_hooks_get_each_record_with_its_novelty(db_path, caplog):
 
     def hook(row):
         threads.add(threading.get_ident())
-        seen.append((row["task_slug"], row["status"], row["is_new_error"], row["group_occurrences"]))
+        seen.append(
+            (row["task_slug"], row["status"], row["is_new_error"], row["group_occurrences"])
+        )
 
     def broken(row):
         raise RuntimeError("a hook that fails")

@@ -75,6 +75,45 @@ ERROR_GROUP_COLUMNS = {
     "occurrences": "Attempts in this group, all time.",
 }
 
+ALERT_COLUMNS = {
+    "id": "Row id.",
+    "kind": "What was found: missed, late, stuck, long, new_error, regression or spike.",
+    "task_slug": "The task it concerns.",
+    "alert_key": "Which finding of that kind and task (a span id, a stack hash, 'schedule'): "
+    "finding it again while the alert is open changes nothing.",
+    "state": "open until a check no longer finds it, then resolved.",
+    "since": "When the problem started (the slot, the start, the first failure), if known.",
+    "opened_at": "When a check opened the alert (the latest time, if it opened again).",
+    "last_seen_at": "The latest check that still found it.",
+    "resolved_at": "When a check no longer found it; empty while open.",
+    "title": "One line: what was found.",
+    "detail": "The numbers behind it (allowance, durations, messages, PII scrubbed).",
+    "trace_id": "The run to look at, when the finding names one (the open_alerts query and the "
+    "dashboard link it to its trace page).",
+    "span_id": "The attempt to look at, when the finding names one.",
+    "stack_hash": "The error group, for error alerts.",
+    "times_opened": "How often this alert opened: more than 1 means it keeps coming back.",
+    "notice": "Whether its opening was told: sent, failed (retried) or suppressed (rate limit).",
+    "notice_at": "When the opening was told.",
+    "resolve_notice": "Whether its resolution was told.",
+}
+
+SCHEDULE_COLUMNS = {
+    "task_slug": "The task the schedule is for.",
+    "cron": "A cron expression (5 fields, or 6 with seconds), in the schedule's time zone.",
+    "every_seconds": "Or an interval in seconds.",
+    "timezone": "The time zone the cron expression is read in.",
+    "grace_seconds": "How late a start may be before the slot counts as missed.",
+    "tolerance_seconds": "How early a start still counts for a slot.",
+    "max_duration_seconds": "The longest normal run; longer ones open a 'long' alert.",
+    "thresholds": "Detection thresholds overridden for this task (JSON object).",
+    "source": "Who wrote the schedule: cli, run, celery-beat, apscheduler or api.",
+    "expected_at": "The slot the next run is expected at, kept by `taskexec check`.",
+    "last_started_at": "The task's last start when `taskexec check` last looked.",
+    "created_at": "When the schedule was added (UTC).",
+    "updated_at": "When it last changed (UTC).",
+}
+
 
 def build_metadata(database: str = DEFAULT_DATABASE) -> dict[str, Any]:
     """The whole Datasette metadata for a taskexec database served under the name ``database``."""
@@ -136,6 +175,21 @@ def _tables() -> dict[str, Any]:
             "facets": ["error_type"],
             "columns": ERROR_GROUP_COLUMNS,
         },
+        "alerts": {
+            "title": "Alerts",
+            "description": "What `taskexec check` found: one row per alert, open until a check "
+            "no longer finds it. The open_alerts query lists the open ones.",
+            "sort_desc": "opened_at",
+            "facets": ["state", "kind", "task_slug"],
+            "columns": ALERT_COLUMNS,
+        },
+        "schedules": {
+            "title": "Schedules",
+            "description": "When each scheduled task should run (`taskexec schedule add`). The "
+            "schedule_health query judges each one against now.",
+            "sort": "task_slug",
+            "columns": SCHEDULE_COLUMNS,
+        },
     }
     for name in HIDDEN_TABLES:
         tables[name] = {"hidden": True}
@@ -146,6 +200,8 @@ def _home_html(database: str) -> str:
     db = _tilde(database)
     links = [
         ("/-/dashboards/" + DASHBOARD, "Task health dashboard"),
+        (f"/{db}/open_alerts", "Open alerts"),
+        (f"/{db}/schedule_health", "Scheduled tasks"),
         (f"/{db}/{TABLE}", "All executions (search, facets)"),
         (f"/{db}/recent_failures", "Recent failures"),
         (f"/{db}/error_patterns", "Error patterns"),
@@ -175,6 +231,11 @@ def _metric(database: str, title: str, sql: str, field: str, suffix: str = "") -
     return {"title": title, "db": database, "query": sql, "library": "metric", "display": display}
 
 
+def _table(database: str, title: str, sql: str) -> dict[str, Any]:
+    """A table card: the query's columns as headers, its (already escaped) cells as HTML."""
+    return {"title": title, "db": database, "query": sql, "library": "table", "display": {}}
+
+
 def _vega_lite(database: str, title: str, sql: str, display: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": title,
@@ -195,10 +256,13 @@ _DAY = {
 #: Horizontal bar charts size their height from the bars; fit only the width.
 _FIT_X = {"type": "fit-x", "resize": True}
 _TASK = {"field": "task_slug", "type": "nominal", "title": "task"}
+#: The dashboard's open-alerts table shows this many; the canned query shows them all.
+OPEN_ALERTS_SHOWN = 15
 
 
 def dashboard(database: str) -> dict[str, Any]:
-    """The "Task health" dashboard: 24 h headline numbers and trends over the chosen window."""
+    """The "Task health" dashboard: 24 h headline numbers, what needs attention now (open
+    alerts, each scheduled task's health) and trends over the chosen window."""
     headline = chart_sql.headline_24h()
     # Counts per day come from the hourly probe; only the duration chart pays for
     # daily_trend's percentiles.
@@ -216,6 +280,19 @@ def dashboard(database: str) -> dict[str, Any]:
             database, "New error patterns, last 24 h", headline, "new_error_patterns"
         ),
         "running-now": _metric(database, "Running now", headline, "running_now"),
+        "open-alerts": _metric(
+            database, "Open alerts", chart_sql.open_alerts_count(), "open_alerts"
+        ),
+        "open-alerts-table": _table(
+            database,
+            f"Open alerts, newest first (at most {OPEN_ALERTS_SHOWN}; all: open_alerts)",
+            chart_sql.open_alerts_table(OPEN_ALERTS_SHOWN),
+        ),
+        "scheduled-tasks": _table(
+            database,
+            "Scheduled tasks: next expected, last seen, state now",
+            chart_sql.schedule_health_table(),
+        ),
         "attempts-per-day": _vega_lite(
             database,
             "Attempts per day by task",
@@ -322,11 +399,14 @@ def dashboard(database: str) -> dict[str, Any]:
     }
     return {
         "title": "Task health",
-        "description": "Headline numbers for the last 24 hours, then trends over the window "
-        "(since: 7d, 24h or an ISO-8601 time). Every chart is a probe from taskexec/probes.",
+        "description": "Headline numbers for the last 24 hours, open alerts and the health of "
+        "every scheduled task now, then trends over the window (since: 7d, 24h or an ISO-8601 "
+        "time). Every chart is a probe from taskexec/probes.",
         "settings": {"allow_fullscreen": True},
         "layout": [
             ["attempts-24h", "failure-rate-24h", "new-errors-24h", "running-now"],
+            ["open-alerts", "open-alerts-table", "open-alerts-table", "open-alerts-table"],
+            ["scheduled-tasks", "scheduled-tasks", "scheduled-tasks", "scheduled-tasks"],
             [
                 "attempts-per-day",
                 "attempts-per-day",
@@ -353,6 +433,9 @@ def dashboard(database: str) -> dict[str, Any]:
 def _next_markdown(database: str) -> str:
     db = _tilde(database)
     rows = [
+        (f"/{db}/open_alerts", "Open alerts", "every open alert, with its detail"),
+        (f"/{db}/alerts", "Alert history", "open and resolved alerts; facets by kind and task"),
+        (f"/{db}/schedule_health", "Scheduled tasks", "each schedule judged now"),
         (f"/{db}/recent_failures", "Recent failures", "newest failed attempts; click a trace_id"),
         (f"/{db}/error_patterns", "Error patterns", "failures grouped by stack hash"),
         (f"/{db}/new_errors", "New error patterns", "bugs first seen in the last 24 h"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -217,6 +218,18 @@ def top_error_groups(store: Store, since: str | datetime, limit: int = 10) -> pd
 def new_error_patterns(store: Store, since: str | datetime) -> pd.DataFrame:
     """Error groups whose first occurrence ever falls after ``since``."""
     return query(store, "new_errors", since=_since(since))
+
+
+def alert_history(store: Store, since: str | datetime) -> pd.DataFrame:
+    """Alerts opened per day (UTC) and kind since ``since``: columns day, kind, opened, tasks
+    and still_open. Empty when ``taskexec check`` never opened one, and also for a database
+    written before alerts existed (it has no alerts table until a check upgrades it)."""
+    try:
+        return query(store, "alert_history", since=_since(since))
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return typed(pd.DataFrame(columns=["day", "kind", "opened", "tasks", "still_open"]))
 
 
 # -- text ----------------------------------------------------------------------------------------

@@ -17,7 +17,13 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    PercentFormatter,
+)
 
 from .analysis import NO_DATA, baseline, overall_failure_rate, overall_recovery
 
@@ -332,5 +338,56 @@ def retry_recovery(retries: pd.DataFrame) -> Figure:
     ax.set_title(
         f"Retry recovery per task (overall {overall_recovery(rows):.0%} of retried runs "
         "eventually succeeded)"
+    )
+    return fig
+
+
+# -- alerts --------------------------------------------------------------------------------------
+
+#: One colour per alert kind, the same in every chart; other kinds take grey.
+ALERT_COLORS = {
+    "missed": "tab:red",
+    "late": "tab:orange",
+    "stuck": "tab:purple",
+    "long": "tab:brown",
+    "new_error": "tab:pink",
+    "regression": "tab:olive",
+    "spike": "tab:cyan",
+}
+
+
+def alerts_per_day(history: pd.DataFrame) -> Figure:
+    """Alerts opened per day stacked by kind (from :func:`analysis.alert_history`), with how
+    many of each day's are still open written above its bar."""
+    if history.empty:
+        return no_data("No alerts in this window")
+    wide = history.pivot_table(
+        index="day", columns="kind", values="opened", aggfunc="sum", fill_value=0
+    )
+    kinds = [k for k in ALERT_COLORS if k in wide.columns]
+    kinds += sorted(str(k) for k in wide.columns if k not in ALERT_COLORS)
+    still_open = history.groupby("day")["still_open"].sum().reindex(wide.index, fill_value=0)
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    ax = fig.subplots()
+    days = wide.index.tz_convert(None)
+    bottom = np.zeros(len(wide))
+    for kind in kinds:
+        values = wide[kind].to_numpy(dtype=float)
+        color = ALERT_COLORS.get(kind, "0.6")
+        ax.bar(days, values, bottom=bottom, width=0.8, label=kind, color=color, alpha=0.85)
+        bottom += values
+    for day, height, left in zip(days, bottom, still_open.to_numpy(), strict=True):
+        if left:
+            ax.text(day, height, f"{int(left)} open", ha="center", va="bottom", fontsize=8)
+    _time_axis(ax)
+    ax.set_ylabel("alerts opened")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(y=0.15)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="kind", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    total = int(history["opened"].sum())
+    ax.set_title(
+        f"Alerts opened per day by kind ({total} in the window; above a bar: how many are "
+        "still open)"
     )
     return fig

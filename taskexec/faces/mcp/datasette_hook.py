@@ -1,10 +1,11 @@
 """datasette-mcp hook: the taskexec MCP tools at Datasette's ``/-/mcp``, next to its SQL tools.
 
 For every database Datasette serves that is a taskexec database (it has the
-``_taskexec_migrations`` table), ``tasks_last_failed``, ``tasks_by_trace`` and ``tasks_list``
-answer exactly as ``taskexec mcp`` does: the same declaration (``declare.py``), plus one
-optional ``database`` argument, needed only when several taskexec databases are served. This
-module only says which file a call reads; Datasette's view permissions apply to the caller.
+``_taskexec_migrations`` table), ``tasks_last_failed``, ``tasks_by_trace``, ``tasks_list`` and
+``tasks_alerts`` answer exactly as ``taskexec mcp`` does: the same declaration
+(``declare.py``), plus one optional ``database`` argument, needed only when several taskexec
+databases are served. This module only says which file a call reads; Datasette's view
+permissions apply to the caller.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _mcp_databases(datasette: Datasette) -> dict[str, str]:
 
 @hookimpl
 def register_mcp_tools(datasette: Datasette, mcp: MCPServer) -> None:
-    """Register the three taskexec tools on datasette-mcp's server (if a taskexec DB is served)."""
+    """Register the taskexec tools on datasette-mcp's server (if a taskexec DB is served)."""
     databases = _mcp_databases(datasette)
     if not databases:
         return

@@ -1,4 +1,4 @@
-"""The one declaration of the three MCP tools: names, typed and bounded parameters, descriptions
+"""The one declaration of the MCP tools: names, typed and bounded parameters, descriptions
 (the docstrings), annotations and output models.
 
 ``register_tools(mcp, find_database)`` adds them to an ``MCPServer``; both faces of the tools use
@@ -61,6 +61,13 @@ ListLimitArg = Annotated[
 ]
 FailedLimitArg = Annotated[
     int, Field(ge=1, le=100, description="How many failed runs to return (1-100).")
+]
+AlertStateArg = Annotated[
+    Literal["open", "resolved", "all"],
+    Field(description="Which alerts: open (still found by the latest check), resolved, or all."),
+]
+AlertLimitArg = Annotated[
+    int, Field(ge=1, le=200, description="How many alerts to return (1-200).")
 ]
 TraceIdArg = Annotated[
     str,
@@ -147,18 +154,38 @@ def tasks_list(
     )
 
 
+def tasks_alerts(
+    store: Store,
+    state: AlertStateArg = "open",
+    task_slug: TaskSlugArg = None,
+    limit: AlertLimitArg = 50,
+) -> models.AlertList:
+    """Alerts found by `taskexec check`: missed, late, stuck or overlong runs, new or returning
+    errors and failure-rate spikes, newest first; the first tool for "is anything wrong now?".
+
+    Each alert says its kind, task, a one-line title and the numbers behind it (`detail`), since
+    when the problem exists, when it opened and, once gone, resolved, and how often it opened
+    (`times_opened` above 1: it keeps coming back). `state` picks open (default), resolved or all
+    alerts; `counts` gives how many are open and resolved either way. When an alert names a run,
+    pass its `trace_id` to tasks_by_trace; for failures in general use tasks_last_failed.
+    """
+    return answers.alerts(store, state=state, task_slug=task_slug, limit=limit)
+
+
 #: The tools in the order clients list them, with their titles.
 TOOLS: tuple[tuple[Callable[..., BaseModel], str], ...] = (
     (tasks_last_failed, "Latest failed runs and why"),
     (tasks_by_trace, "All attempts of one run"),
     (tasks_list, "List task executions"),
+    (tasks_alerts, "Open and recent alerts"),
 )
 
 
 def register_tools(
     mcp: MCPServer, find_database: FindDatabase, *, database_argument: bool = False
 ) -> None:
-    """Add ``tasks_last_failed``, ``tasks_by_trace`` and ``tasks_list`` to ``mcp``.
+    """Add ``tasks_last_failed``, ``tasks_by_trace``, ``tasks_list`` and ``tasks_alerts`` to
+    ``mcp``.
 
     Each call asks ``find_database`` for its file, then computes the answer on a worker thread
     from the file opened read-only. With ``database_argument`` every tool also takes the

@@ -145,3 +145,47 @@ class FailureReport(BaseModel):
     returned: int
     truncated: bool = Field(description="True when older failed runs were left out.")
     hint: str | None = None
+
+
+class Alert(BaseModel):
+    """One alert that `taskexec check` opened: what it found, about which task, since when."""
+
+    kind: str = Field(
+        description="What was found: missed (no run for a due slot), late (started after its "
+        "slot plus grace), stuck (running, not heard from), long (longer than expected), "
+        "new_error (an error group never seen before), regression (a known error back after a "
+        "quiet spell or a streak of successes) or spike (failure rate jumped)."
+    )
+    task_slug: str
+    title: str = Field(description="One line: what was found.")
+    detail: str | None = Field(description="The numbers behind it (allowance, durations, text).")
+    state: str = Field(description="open, or resolved once a check no longer found it.")
+    since: str | None = Field(description="When the problem started, if known (UTC).")
+    opened_at: str = Field(description="When a check opened it (its latest opening, UTC).")
+    last_seen_at: str = Field(description="The latest check that still found it (UTC).")
+    resolved_at: str | None = Field(description="When it resolved (UTC); null while open.")
+    trace_id: str | None = Field(
+        description="The run to look at, when the finding names one; pass it to tasks_by_trace."
+    )
+    span_id: str | None = Field(description="The attempt to look at, when the finding names one.")
+    stack_hash: str | None = Field(description="The error group, for new_error and regression.")
+    times_opened: int = Field(description="How often it opened; above 1 it keeps coming back.")
+
+
+class AlertCounts(BaseModel):
+    """How many alerts there are in each state (for the task, when one is given)."""
+
+    open: int
+    resolved: int = Field(description=f"Counting stops at {COUNT_CAP:,}.")
+
+
+class AlertList(BaseModel):
+    """Answer of tasks_alerts."""
+
+    summary: str = Field(description="The answer in one line.")
+    state: str = Field(description="Which alerts were asked for: open, resolved or all.")
+    alerts: list[Alert] = Field(description="Newest opened first.")
+    counts: AlertCounts
+    returned: int
+    truncated: bool = Field(description="True when more alerts match than were returned.")
+    hint: str | None = Field(None, description="What to try when the answer is empty.")

@@ -1,8 +1,9 @@
-"""``taskexec mcp``: the three read-only tools over stdio or streamable HTTP for one database.
+"""``taskexec mcp``: the read-only tools over stdio or streamable HTTP for one database.
 
 ``build_server(db_path)`` returns an ``MCPServer`` with ``tasks_last_failed`` (what failed and
-why), ``tasks_by_trace`` (one run's attempts with stack traces) and ``tasks_list`` (browse and
-count executions), as declared in ``declare.py``; every call reads ``db_path``.
+why), ``tasks_by_trace`` (one run's attempts with stack traces), ``tasks_list`` (browse and
+count executions) and ``tasks_alerts`` (what ``taskexec check`` found), as declared in
+``declare.py``; every call reads ``db_path``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ INSTRUCTIONS = (
     "Read-only access to a taskexec database: one row per attempt of a scheduled or background "
     "task. Start with tasks_last_failed to see what failed recently and why; then "
     "tasks_by_trace(trace_id) for every attempt of one run with stack traces; use tasks_list to "
-    "browse or count executions by task, status and time. Times are UTC."
+    "browse or count executions by task, status and time; tasks_alerts for missed, late, stuck "
+    "or slow runs and new errors that taskexec check found. Times are UTC."
 )
 
 
 def build_server(db_path: str) -> MCPServer:
-    """An MCP server answering the three tools from the taskexec database at ``db_path``.
+    """An MCP server answering the tools from the taskexec database at ``db_path``.
 
     The path is not checked here: a missing database is reported by every call (the CLI checks
     it once at startup as well).

@@ -9,15 +9,21 @@ the tools turn that into a tool error.
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ...db import awareness
 from ...db.store import MAX_LIMIT, Store
 from ...errors import InvalidRecord
 from ...model import FAILURE_STATUSES, check_trace_id, format_ts, parse_ts, parse_window, utcnow
 from .models import (
     COUNT_CAP,
+    Alert,
+    AlertCounts,
+    AlertList,
     Attempt,
     ErrorGroupInfo,
     ErrorSummary,
@@ -36,6 +42,8 @@ NEW_ERROR_AGE = timedelta(hours=24)
 SHORT_MESSAGE = 160
 #: Longer stack traces are cut (the head and the innermost frames are kept).
 MAX_STACK = 8000
+#: What tasks_alerts may be asked for.
+ALERT_STATES = ("open", "resolved", "all")
 _FRAME_RE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)', re.M)
 
 # -- argument parsing ----------------------------------------------------------------------------
@@ -53,8 +61,12 @@ def parse_time_bound(value: str | None, name: str, now: datetime) -> tuple[str |
     text = value.strip()
     try:
         stamp = format_ts(now - parse_window(text))
-    except InvalidRecord:
-        pass  # not a window: try ISO-8601 below
+    except InvalidRecord as exc:
+        if "longer than the limit" in str(exc):  # a window, but too long
+            raise InvalidRecord(
+                name, f"window {value!r} is too long: at most 100 years (36525d); shorten it"
+            ) from None
+        # not a window: try ISO-8601 below
     except (OverflowError, ValueError):
         raise InvalidRecord(name, f"window {value!r} reaches before year 1; shorten it") from None
     else:
@@ -121,7 +133,7 @@ def normalise_trace_id(value: str) -> str:
         ) from exc
 
 
-# -- the three answers ---------------------------------------------------------------------------
+# -- the answers ---------------------------------------------------------------------------------
 
 
 def list_executions(
@@ -211,7 +223,131 @@ def last_failed(
     )
 
 
+def alerts(
+    store: Store, *, state: str = "open", task_slug: str | None = None, limit: int = 50
+) -> AlertList:
+    """Alerts in one state (or all), newest opened first, with how many are open and resolved.
+
+    Alerts are what ``taskexec check`` found; a database it never looked at has none (and one
+    written before alerts existed has no alerts table yet: it answers empty, with a hint).
+    """
+    if state not in ALERT_STATES:
+        raise InvalidRecord(
+            "state", f"expected 'open', 'resolved' or 'all', got {state!r}; 'open' is the default"
+        )
+    limit = _check_alert_limit(limit)
+    try:
+        open_rows = awareness.list_alerts(
+            store, state="open", task_slug=task_slug, limit=COUNT_CAP + 1
+        )
+        resolved_rows = awareness.list_alerts(
+            store, state="resolved", task_slug=task_slug, limit=COUNT_CAP + 1
+        )
+        if state == "open":
+            rows = open_rows[:limit]
+        elif state == "resolved":
+            rows = resolved_rows[:limit]
+        else:
+            rows = awareness.list_alerts(store, task_slug=task_slug, limit=limit)
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return AlertList(
+            summary="No alerts: this database has no alerts table yet.",
+            state=state,
+            alerts=[],
+            counts=AlertCounts(open=0, resolved=0),
+            returned=0,
+            truncated=False,
+            hint="It was written by a taskexec from before alerts; `taskexec check DB` upgrades "
+            "it and looks for missed, late, stuck and slow runs and new errors.",
+        )
+    counts = AlertCounts(
+        open=min(len(open_rows), COUNT_CAP), resolved=min(len(resolved_rows), COUNT_CAP)
+    )
+    matching = {"open": len(open_rows), "resolved": len(resolved_rows)}.get(
+        state, len(open_rows) + len(resolved_rows)
+    )
+    listed = [_alert(r) for r in rows]
+    truncated = matching > len(listed)
+    return AlertList(
+        summary=_alerts_summary(state, task_slug, listed, counts, truncated),
+        state=state,
+        alerts=listed,
+        counts=counts,
+        returned=len(listed),
+        truncated=truncated,
+        hint=None if listed else _alerts_hint(store, state, task_slug, counts),
+    )
+
+
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _check_alert_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
+        raise InvalidRecord("limit", f"expected a whole number from 1 to 200, got {limit!r}")
+    return limit
+
+
+def _alert(row: dict[str, Any]) -> Alert:
+    return Alert(
+        kind=row["kind"],
+        task_slug=row["task_slug"],
+        title=row["title"],
+        detail=row["detail"],
+        state=row["state"],
+        since=row["since"],
+        opened_at=row["opened_at"],
+        last_seen_at=row["last_seen_at"],
+        resolved_at=row["resolved_at"],
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        stack_hash=row["stack_hash"],
+        times_opened=row["times_opened"],
+    )
+
+
+def _alerts_summary(
+    state: str, task_slug: str | None, listed: list[Alert], counts: AlertCounts, truncated: bool
+) -> str:
+    """One line: how many alerts of what kinds, the newest, and the totals."""
+    where = f" for {task_slug}" if task_slug else ""
+    totals = f"in all: {counts.open} open, {counts.resolved} resolved"
+    which = "" if state == "all" else f"{state} "
+    if not listed:
+        return f"No {which}alerts{where} ({totals})."
+    kinds = ", ".join(f"{n} {kind}" for kind, n in Counter(a.kind for a in listed).most_common())
+    lead = (
+        f"The {len(listed)} newest {which}alert(s)"
+        if truncated
+        else f"{len(listed)} {which}alert(s)"
+    )
+    newest = listed[0]
+    return (
+        f"{lead}{where}: {kinds}; newest: {_short(newest.title)} ({newest.state}, opened "
+        f"{newest.opened_at}); {totals}."
+    )
+
+
+def _alerts_hint(store: Store, state: str, task_slug: str | None, counts: AlertCounts) -> str:
+    """Say why no alert matched: another state has some, an unknown task, or no check yet."""
+    if state == "open" and counts.resolved:
+        return (
+            f"Nothing is open; {counts.resolved} resolved alert(s) are in the history: pass "
+            "state='resolved' or state='all' to see them."
+        )
+    if state == "resolved" and counts.open:
+        return f"Nothing has resolved yet; {counts.open} alert(s) are open: pass state='open'."
+    if task_slug is not None:
+        others = sorted({r["task_slug"] for r in awareness.list_alerts(store, limit=200)})
+        if others:
+            return f"No alerts for task_slug {task_slug!r}; tasks with alerts: {', '.join(others)}."
+    scheduled = len(awareness.schedules(store))
+    return (
+        "No alerts recorded: `taskexec check` opens them (run it from cron, or `taskexec "
+        f"watch`). {scheduled} task(s) have a schedule, needed to tell a missed run."
+    )
 
 
 def run_outcome(attempts: Sequence[tuple[int, str]]) -> RunOutcome:
