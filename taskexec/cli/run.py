@@ -99,7 +99,7 @@ def run(
     124 on --timeout). SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to
     it. One row per run: running at the start, then the status, duration, the last lines of
     stderr as the error message, host, pid and the command line (scrubbed). Recording never
-    changes the exit code: an unusable database spools. Details: docs/integrations/command.md.
+    changes the exit code: an unusable database spools. Details: docs/integrations.md.
     """
     from ..integrations import command as command_lib
 

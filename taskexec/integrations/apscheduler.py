@@ -29,7 +29,7 @@ the ``debug`` executor) is matched the other way round and gets a duration of ab
 - A run **skipped** because ``max_instances`` runs of the job were still running
   (``EVENT_JOB_MAX_INSTANCES``) is the same with ``error_type`` ``apscheduler.max_instances``.
 
-See docs/integrations/apscheduler.md.
+See docs/integrations.md.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ custom ``_job_id`` is hashed), ``attempt`` = ``job_try`` (counted in redis by ar
 ``_defer_by`` / ``_defer_until``, plus the delay of a ``Retry(defer=...)``).
 
 Statuses: success; failed (an exception, ``arq.worker.Retry``); timeout; cancelled (aborted,
-or the worker shut down mid-job: arq runs it again). See docs/integrations/arq.md.
+or the worker shut down mid-job: arq runs it again). See docs/integrations.md.
 """
 
 from __future__ import annotations

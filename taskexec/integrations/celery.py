@@ -29,7 +29,7 @@ Ids (the same in every process, so processes that never talk agree on them):
 
 Statuses: success; failed (an exception, a ``Retry``, a ``Reject``); timeout (soft or hard
 time limit); cancelled (revoked, expired, or the child told to exit); abandoned (the pool
-process running it died: ``WorkerLostError``). See docs/integrations/celery.md.
+process running it died: ``WorkerLostError``). See docs/integrations.md.
 """
 
 from __future__ import annotations

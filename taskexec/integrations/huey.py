@@ -24,7 +24,7 @@ Ids (the same in every process, so consumers that never talk agree on them):
 
 Statuses: success; failed (an exception, a ``RetryTask``); timeout (``TaskTimeout``);
 cancelled (revoked, expired, ``CancelExecution``, a lock held elsewhere, a rate limit, the
-consumer told to stop mid-task). See docs/integrations/huey.md.
+consumer told to stop mid-task). See docs/integrations.md.
 """
 
 from __future__ import annotations

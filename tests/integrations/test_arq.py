@@ -1,6 +1,6 @@
 """The arq integration against a real worker: ``arq te_arq_app.WorkerSettings`` as a
 subprocess on a real redis-server, the settings module written to a temporary folder and
-connected the way docs/integrations/arq.md says (with hooks of its own, which must still run).
+connected the way docs/integrations.md says (with hooks of its own, which must still run).
 
 One worker runs: a success, a failure, a job raising ``Retry`` then succeeding (linked tries),
 a timeout, a deferred job, an aborted job; then it is stopped with SIGTERM mid-job (cancelled),

@@ -1,6 +1,6 @@
 """The Celery integration against a real worker: ``celery worker --pool=prefork`` (with beat
 embedded) as a subprocess, a real redis-server as broker and result backend, the app module
-written to a temporary folder and connected the way docs/integrations/celery.md says.
+written to a temporary folder and connected the way docs/integrations.md says.
 
 One worker serves every scenario (succeed, fail, retry twice then succeed, soft and hard time
 limits, a terminating revoke, a pool process killed, a chain, a countdown, beat); then it is
@@ -172,7 +172,7 @@ def worker(tmp_path: Path, redis_db: str):
         "TE_BROKER": redis_db,
         "TASKEXEC_DB": str(db),
         "TASKEXEC_SPOOL_DIR": str(tmp_path / "spool"),
-        # keep the Celery ids readable (docs/integrations/celery.md, "Scrubbing")
+        # keep the Celery ids readable (docs/integrations.md, "Scrubbing")
         "TASKEXEC_SCRUB_ALLOW_KEYS": "celery_task_id,celery_parent_id",
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH")) if p

@@ -1,6 +1,6 @@
 """The Huey integration against a real consumer: ``huey_consumer`` as a subprocess on a
 ``RedisHuey`` (a real redis-server), the tasks module written to a temporary folder and
-connected the way docs/integrations/huey.md says.
+connected the way docs/integrations.md says.
 
 Thread workers (Huey's default) run every scenario: success, a failure retried twice (three
 linked attempts), a ``RetryTask`` (linked within the process), a cooperative timeout, a
