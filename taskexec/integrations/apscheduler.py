@@ -28,6 +28,12 @@ the ``debug`` executor) is matched the other way round and gets a duration of ab
   to the executor (which then found it late), a duration of about 0 and ``attributes.late_s``.
 - A run **skipped** because ``max_instances`` runs of the job were still running
   (``EVENT_JOB_MAX_INSTANCES``) is the same with ``error_type`` ``apscheduler.max_instances``.
+- **Schedules**: each job with a ``CronTrigger`` or an ``IntervalTrigger`` gets a row in the
+  ``schedules`` table (source ``apscheduler``) at ``connect`` and whenever it is added or
+  modified, so ``taskexec check`` can tell a missed run. A cron trigger with seconds other than
+  0, or a ``year`` / ``week`` field, cannot be written as a 5-field cron expression and is
+  left out, as are date triggers. The grace is the job's ``misfire_grace_time``, at least
+  ``SCHEDULE_GRACE_MIN``.
 
 See docs/integrations.md.
 """
@@ -47,6 +53,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..db.rows import preview
+from ..errors import BadInput, DatabaseError
 from ..recorder import Recorder, Run
 
 log = logging.getLogger("taskexec")
@@ -66,6 +73,9 @@ EARLY_MAX_AGE = 300.0
 #: Jobs whose name and settings are remembered (a one-off job is gone from its store by the
 #: time its submission is announced).
 JOBS_LIMIT = 10_000
+#: The least grace a saved schedule gets: APScheduler's default ``misfire_grace_time`` is 1 s,
+#: far too short for telling a missed run from one recorded a little late.
+SCHEDULE_GRACE_MIN = 300.0
 
 _Key = tuple[Any, str, datetime]
 
@@ -122,6 +132,7 @@ class ApschedulerIntegration:
         self._early: OrderedDict[_Key, tuple[Any, float]] = OrderedDict()
         self._jobs: OrderedDict[tuple[Any, str], _Job] = OrderedDict()
         self._warned: set[str] = set()
+        self._saved: dict[str, Any] = {}  # task slug -> the Schedule last saved for it
         self.mask = (
             events.EVENT_JOB_SUBMITTED
             | events.EVENT_JOB_EXECUTED
@@ -181,7 +192,7 @@ class ApschedulerIntegration:
             info = self._remember_job(job_id, jobstore)
         return info
 
-    def _remember_job(self, job_id: str, jobstore: Any) -> _Job:
+    def _remember_job(self, job_id: str, jobstore: Any, schedule: bool = False) -> _Job:
         try:
             job = self.scheduler.get_job(job_id, jobstore)
         except Exception:  # noqa: BLE001 - a job store that cannot be read: the id will do
@@ -193,12 +204,48 @@ class ApschedulerIntegration:
                 self._jobs.move_to_end((jobstore, job_id))
                 while len(self._jobs) > JOBS_LIMIT:
                     self._jobs.popitem(last=False)
+            if schedule:
+                self.save_schedule(job, info)
         return info
 
     def _remember(self, event: Any) -> None:
         """A job added or modified: read its name and settings now (a one-off job is removed
         from its store before its submission is announced)."""
-        self._remember_job(event.job_id, event.jobstore)
+        self._remember_job(event.job_id, event.jobstore, schedule=True)
+
+    def save_schedule(self, job: Any, info: _Job) -> None:
+        """Save the job's schedule (cron or interval trigger) in the ``schedules`` table; a
+        trigger that has none, or a database that cannot be written, is skipped."""
+        from ..alerts.schedules import Schedule, save_schedule
+
+        spec = schedule_of(job.trigger)
+        if spec is None:
+            return
+        grace = getattr(job, "misfire_grace_time", None)
+        try:
+            found = Schedule(
+                info.slug,
+                grace_seconds=max(float(grace or 0), SCHEDULE_GRACE_MIN),
+                source="apscheduler",
+                **spec,
+            )
+        except BadInput as exc:  # e.g. a time zone name zoneinfo does not know
+            log.debug("taskexec: no schedule saved for the job %r (%s)", info.slug, exc)
+            return
+        if self._saved.get(info.slug) == found:
+            return
+        try:
+            save_schedule(self.recorder.store, found)
+        except DatabaseError as exc:
+            if "schedule" not in self._warned:
+                self._warned.add("schedule")
+                log.warning(
+                    "taskexec: could not save the APScheduler job schedules (%s); runs are "
+                    "still recorded, this is said once",
+                    exc,
+                )
+            return
+        self._saved[info.slug] = found
 
     def _start(self, info: _Job, event: Any, run_time: datetime) -> Run:
         attributes: dict[str, Any] = {}  # the job id is the row's task_id
@@ -300,6 +347,44 @@ class ApschedulerIntegration:
             )
 
 
+def schedule_of(trigger: Any) -> dict[str, Any] | None:
+    """``{"cron": ..., "timezone": ...}`` or ``{"every_seconds": ...}`` for a cron or interval
+    trigger, None for any other, or a cron trigger that 5 cron fields cannot say."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    if isinstance(trigger, IntervalTrigger):
+        return {"every_seconds": trigger.interval.total_seconds()}
+    if not isinstance(trigger, CronTrigger):
+        return None
+    fields = {field.name: field for field in trigger.fields}
+    if str(fields["second"]) != "0" or any(str(fields[name]) != "*" for name in ("year", "week")):
+        return None
+    weekdays = _cron_weekdays(fields["day_of_week"])
+    if weekdays is None:
+        return None
+    parts = [str(fields[name]) for name in ("minute", "hour", "day", "month")]
+    return {"cron": " ".join([*parts, weekdays]), "timezone": str(trigger.timezone)}
+
+
+def _cron_weekdays(field: Any) -> str | None:
+    """APScheduler counts weekdays from Monday = 0, cron from Sunday = 0: list the days."""
+    from apscheduler.triggers.cron.expressions import AllExpression, RangeExpression
+
+    days: set[int] = set()
+    for expr in field.expressions:
+        if isinstance(expr, RangeExpression):  # also names: WeekdayRangeExpression
+            last = 6 if expr.last is None else expr.last
+            days.update(range(expr.first, last + 1, expr.step or 1))
+        elif type(expr) is AllExpression:
+            days.update(range(0, 7, expr.step or 1))
+        else:  # pragma: no cover - no other expression is allowed in day_of_week
+            return None
+    if len(days) == 7:
+        return "*"
+    return ",".join(str(day) for day in sorted((day + 1) % 7 for day in days))
+
+
 def _aware(value: datetime) -> datetime:
     """APScheduler's run times are aware; a naive one (a custom trigger) is taken as UTC."""
     return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
@@ -317,7 +402,9 @@ def connect(
 ) -> ApschedulerIntegration:
     """Record every run of every job of an APScheduler 3.x ``scheduler`` with ``recorder``.
 
-    Call it before or after ``scheduler.start()``; jobs added at any time are covered.
+    Call it before or after ``scheduler.start()``; jobs added at any time are covered. The
+    schedules of cron and interval jobs are saved in the ``schedules`` table (source
+    ``apscheduler``), now and when a job is added or modified.
     Idempotent: a second call for the same scheduler only changes the recorder and the option.
     ``capture_args`` keeps each run's ``job.args`` / ``job.kwargs`` and return value in
     ``attributes`` (cut to 2,000 characters and scrubbed). Log lines are not captured: the
@@ -331,14 +418,20 @@ def connect(
         return integration
     integration = ApschedulerIntegration(scheduler, recorder, capture_args)
     try:  # jobs already added (also before start): remember their names now
-        for job in scheduler.get_jobs():
-            store = getattr(job, "_jobstore_alias", None)
-            info = _Job.of(job, job.id)
-            integration._jobs[(store, job.id)] = info
-            if store is None:  # added before start(): it goes to "default" unless told
-                integration._jobs[("default", job.id)] = info
+        jobs = scheduler.get_jobs()
     except Exception as exc:  # noqa: BLE001 - a job store that cannot be read now: later
         log.debug("taskexec: could not list the scheduler's jobs (%r)", exc)
+        jobs = []
+    for job in jobs:
+        store = getattr(job, "_jobstore_alias", None)
+        info = _Job.of(job, job.id)
+        integration._jobs[(store, job.id)] = info
+        if store is None:  # added before start(): it goes to "default" unless told
+            integration._jobs[("default", job.id)] = info
+        try:
+            integration.save_schedule(job, info)
+        except Exception as exc:  # noqa: BLE001 - a schedule never breaks the scheduler
+            log.debug("taskexec: no schedule saved for the job %r (%r)", info.slug, exc)
     scheduler.add_listener(integration.listener, integration.mask)
     _INTEGRATIONS[scheduler] = integration
     return integration

@@ -505,6 +505,92 @@ def _before_task_publish(sender: Any = None, headers: Any = None, **_: Any) -> N
 def _beat_init(sender: Any = None, **_: Any) -> None:
     """Beat starts in this thread: what it publishes from here on is scheduled."""
     _BEAT.running = True
+    app = getattr(sender, "app", None)
+    if app is not None:
+        integration = _INTEGRATIONS.get(f"app-{id(app)}") or _INTEGRATIONS.get("all")
+        if integration is not None:
+            save_beat_schedules(integration.recorder, app)
+
+
+#: Schedules saved by this process, by task name (each is saved once: it is an upsert anyway).
+_SAVED_SCHEDULES: dict[str, Any] = {}
+_SCHEDULE_WARNED: list[bool] = []
+
+
+def beat_schedule_of(entry: Mapping[str, Any], timezone: str) -> dict[str, Any] | None:
+    """``{"cron": ..., "timezone": ...}`` or ``{"every_seconds": ...}`` for a ``beat_schedule``
+    entry's ``schedule`` (a crontab, a timedelta, a number of seconds, a ``schedule``); None for
+    any other (``solar``, a custom schedule)."""
+    from datetime import timedelta
+
+    from celery.schedules import crontab, schedule
+
+    every = entry.get("schedule")
+    if isinstance(every, crontab):
+        names = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+        return {
+            "cron": " ".join(_cron_field(getattr(every, "_orig_" + n)) for n in names),
+            "timezone": timezone,
+        }
+    if isinstance(every, schedule):
+        every = every.run_every
+    if isinstance(every, timedelta):
+        return {"every_seconds": every.total_seconds()}
+    if isinstance(every, int | float) and not isinstance(every, bool):
+        return {"every_seconds": float(every)}
+    return None
+
+
+def _cron_field(value: Any) -> str:
+    """A crontab field as given: ``'*/15'``, ``0``, or a set / list / range of numbers."""
+    if value is None:
+        return "*"
+    if isinstance(value, str | int):
+        return str(value)
+    return ",".join(str(item) for item in sorted(value))
+
+
+def save_beat_schedules(recorder: Recorder, app: Any) -> int:
+    """Save the ``beat_schedule`` entries of ``app`` in the ``schedules`` table (source
+    ``celery-beat``, task = the entry's task name); returns how many were written. A task in
+    several entries keeps its first; an entry no cron expression or interval can say is
+    skipped; a database that cannot be written is skipped with one warning."""
+    from ..alerts.schedules import Schedule, save_schedule
+    from ..errors import BadInput, DatabaseError
+
+    conf = app.conf
+    entries = conf.beat_schedule or {}
+    timezone = str(conf.timezone or "UTC")
+    found: dict[str, Schedule] = {}
+    for key, entry in entries.items():
+        task = entry.get("task") if isinstance(entry, Mapping) else None
+        if not isinstance(task, str) or task in found:
+            continue
+        spec = beat_schedule_of(entry, timezone)
+        if spec is None:
+            continue
+        try:
+            found[task] = Schedule(task, source="celery-beat", **spec)
+        except BadInput as exc:
+            log.debug("taskexec: no schedule saved for the beat entry %r (%s)", key, exc)
+    written = 0
+    for task, schedule in found.items():
+        if _SAVED_SCHEDULES.get(task) == schedule:
+            continue
+        try:
+            save_schedule(recorder.store, schedule)
+        except DatabaseError as exc:
+            if not _SCHEDULE_WARNED:
+                _SCHEDULE_WARNED.append(True)
+                log.warning(
+                    "taskexec: could not save the Celery beat schedules (%s); tasks are still "
+                    "recorded, this is said once",
+                    exc,
+                )
+            break
+        _SAVED_SCHEDULES[task] = schedule
+        written += 1
+    return written
 
 
 #: Module-level handlers: they need no integration (they only add message headers).
@@ -605,6 +691,10 @@ def connect(
     Call it in the worker's main process (the app module, or ``worker_init``), so that process
     closes what Celery announces there: hard time limits, terminating revokes, lost pool
     processes. Returns the integration (``.disconnect()`` stops recording).
+
+    The app's ``beat_schedule`` (crontab and interval entries) is saved in the ``schedules``
+    table (source ``celery-beat``) here, and again when beat starts in this process (for a
+    schedule set after ``connect``).
     """
     key = "all" if app is None else f"app-{id(app)}"
     integration = _INTEGRATIONS.get(key)
@@ -616,6 +706,11 @@ def connect(
         integration.capture_args = capture_args
         integration.capture_logs = capture_logs
     _connect_signals()
+    if app is not None:
+        try:
+            save_beat_schedules(recorder, app)
+        except Exception as exc:  # noqa: BLE001 - a schedule never stops the app
+            log.debug("taskexec: could not read the beat schedule (%r)", exc)
     return integration
 
 
@@ -634,6 +729,7 @@ __all__ = [
     "CeleryIntegration",
     "connect",
     "disconnect",
+    "save_beat_schedules",
     "span_id_for",
     "trace_id_for",
 ]
