@@ -389,23 +389,36 @@ def test_connect_a_worker_instance(tmp_path: Path, redis_db: str, monkeypatch):
     code = "import sys, taskexec.integrations.rq; assert 'rq' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
-    import redis
-    from rq import Queue, SimpleWorker
-
-    from taskexec import Recorder
-    from taskexec.integrations import rq as te_rq
-
+    # In a process of its own: RQ's worker leaves a thread behind, and later tests need a
+    # test process with none (bulk loads fork only then).
     (tmp_path / "te_rq_jobs.py").write_text(JOBS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("TE_REDIS", redis_db)
-    conn = redis.Redis.from_url(redis_db)
-    q = Queue("inproc", connection=conn)
-    job = q.enqueue("te_rq_jobs.ok", 4)
-    worker = SimpleWorker([q], connection=conn)
-    with Recorder(tmp_path / "inproc.db", strict=True) as rec:
-        integration = te_rq.connect(rec, worker=worker, capture_args=True)
-        assert isinstance(worker, SimpleWorker) and isinstance(worker, te_rq.RecordingMixin)
-        assert worker.taskexec is integration and te_rq._default() is not integration
-        worker.work(burst=True)
-        (row,) = rec.store.trace(hexid(job))
-    assert row["status"] == "success" and row["attributes"]["result"] == 8
+    script = textwrap.dedent(
+        """
+        import sys
+        import redis
+        from rq import Queue, SimpleWorker
+        from taskexec import Recorder
+        from taskexec.integrations import rq as te_rq
+        conn = redis.Redis.from_url(sys.argv[1])
+        q = Queue("inproc", connection=conn)
+        job = q.enqueue("te_rq_jobs.ok", 4)
+        worker = SimpleWorker([q], connection=conn)
+        with Recorder(sys.argv[2], strict=True) as rec:
+            integration = te_rq.connect(rec, worker=worker, capture_args=True)
+            assert isinstance(worker, SimpleWorker) and isinstance(worker, te_rq.RecordingMixin)
+            assert worker.taskexec is integration and te_rq._default() is not integration
+            worker.work(burst=True)
+            (row,) = rec.store.trace(job.id.replace("-", ""))
+        assert row["status"] == "success" and row["attributes"]["result"] == 8, row
+        """
+    )
+    env = {**os.environ, "TE_REDIS": redis_db, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, redis_db, str(tmp_path / "inproc.db")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
