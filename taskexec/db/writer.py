@@ -542,7 +542,25 @@ class _Sentinel:
 _SENTINEL = _Sentinel()
 
 
+_HELD_FOR_FORK: list[Writer] = []
+
+
+def _before_fork() -> None:
+    """Hold every writer's I/O lock across a fork, so no writer thread is inside SQLite when
+    the process is copied: a child that inherits one of SQLite's internal mutexes locked by a
+    thread that does not exist there would hang at its first open."""
+    for writer in list(_WRITERS):
+        if writer._pid == os.getpid() and writer._io_lock.acquire(timeout=2.0):
+            _HELD_FOR_FORK.append(writer)
+
+
+def _after_fork_in_parent() -> None:
+    while _HELD_FOR_FORK:
+        _HELD_FOR_FORK.pop()._io_lock.release()
+
+
 def _after_fork_in_child() -> None:
+    _HELD_FOR_FORK.clear()  # the child gets fresh locks below
     for writer in list(_WRITERS):
         writer._after_fork()
     # multiprocessing (and billiard, Celery's fork of it) end a forked child with os._exit(),
@@ -568,7 +586,9 @@ def _close_all() -> None:
             writer.close(timeout=5.0)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 atexit.register(_close_all)
 
 __all__ = ["DEFAULT_INTERVAL", "ReplayResult", "Writer", "WriterStats", "replay"]
