@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..model import Outcome, TaskExecution
-from ..scrub import scrub_text, scrub_value
+from ..scrub import scrub_identifier, scrub_key, scrub_text, scrub_value
 from ..stackhash import stack_hash_from_text
 
 #: The columns an insert writes, in bind order (``id`` and ``first_seen_error`` are the table's).
@@ -216,8 +216,10 @@ def ts(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
-def _scrubbed_json(value: Any) -> str | None:
-    return dump(scrub_value(value)) if value else None
+def _scrubbed_json(value: Any, identifiers: bool = False) -> str | None:
+    """JSON text of a scrubbed list or dict: attribute values as text, or (``identifiers``)
+    paths, sources, parents and causes as identifiers, which keep their UUIDs and numbers."""
+    return dump(scrub_value(value, identifiers=identifiers)) if value else None
 
 
 def encode_record(record: TaskExecution, created_at: str | None = None) -> Row:
@@ -236,23 +238,23 @@ def encode_record(record: TaskExecution, created_at: str | None = None) -> Row:
         record.parent_span_id,
         record.attempt,
         record.retry_of,
-        record.idempotency_key,
-        record.task_id,
-        record.task_slug,
+        scrub_key(record.idempotency_key),
+        scrub_identifier(record.task_id),
+        scrub_identifier(record.task_slug),
         record.status,
-        record.error_type,
+        scrub_identifier(record.error_type),
         message,
         stack,
-        stack_hash,
+        scrub_key(stack_hash),
         ts(scheduled) if scheduled else None,
         started,
         ts(ended) if ended else None,
         record.duration_ms,
         record.memories_retrieved,
-        _scrubbed_json(record.retrieval_sources),
-        _scrubbed_json(record.files_written),
-        _scrubbed_json(record.parents),
-        _scrubbed_json(record.causes),
+        _scrubbed_json(record.retrieval_sources, identifiers=True),
+        _scrubbed_json(record.files_written, identifiers=True),
+        _scrubbed_json(record.parents, identifiers=True),
+        _scrubbed_json(record.causes, identifiers=True),
         record.provenance,
         scrub_text(record.host),
         record.pid,
@@ -290,13 +292,13 @@ def encode_outcome(outcome: Outcome) -> dict[str, Any]:
         "duration_ms": outcome.duration_ms,
     }
     optional = {
-        "error_type": outcome.error_type,
+        "error_type": scrub_identifier(outcome.error_type),
         "error_message": message,
         "stack_trace": stack,
-        "stack_hash": stack_hash,
+        "stack_hash": scrub_key(stack_hash),
         "memories_retrieved": outcome.memories_retrieved,
-        "retrieval_sources": _scrubbed_json(outcome.retrieval_sources),
-        "files_written": _scrubbed_json(outcome.files_written),
+        "retrieval_sources": _scrubbed_json(outcome.retrieval_sources, identifiers=True),
+        "files_written": _scrubbed_json(outcome.files_written, identifiers=True),
         "attributes": _scrubbed_json(outcome.attributes),
         "content": scrub_text(outcome.content),
     }
