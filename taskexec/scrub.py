@@ -34,10 +34,11 @@ scrubber it replaced. ``docs/benchmarks.md`` has the table.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 #: Comma list of extra sensitive key names, read at import (``configure`` replaces it).
@@ -82,6 +83,18 @@ SENSITIVE_KEYS: tuple[str, ...] = (
 #: so ``sorted(x, key=len)`` stays as it is. Any name ending in ``key`` counts.
 STRICT_NAMES: tuple[str, ...] = ("key", "sig", "signature")
 
+
+def _lazy(pattern: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
+    """A pattern compiled the first time it is needed: a process rarely meets most detectors,
+    and compiling them all at import cost more than the import of the rest of this module."""
+
+    @functools.cache
+    def compiled() -> re.Pattern[str]:
+        return re.compile(pattern, flags)
+
+    return compiled
+
+
 SECRET = "<secret>"  # a value marked by its name
 _PLACEHOLDER_RE = re.compile(r"<[a-z][a-z0-9-]*>")
 
@@ -96,13 +109,11 @@ _V6_TAIL = rf"(?:(?:{_H}:)*(?:{_V4}|{_H}))?"  # what may follow "::"
 # Each pattern starts with a plain character class, then a cheap lookahead that rejects most
 # positions, then the boundary lookbehind: that order lets the regex engine use its charset scan
 # (a leading lookbehind, or one alternation of all patterns, made the search ~3-5x slower).
-_AT_RE = re.compile(
-    rf"@(?:\[[^\]\s]{{1,64}}\]|(?:{_V4}|(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}})(?![\w-]))"
-)
-_UUID_RE = re.compile(
+_AT_RE = _lazy(rf"@(?:\[[^\]\s]{{1,64}}\]|(?:{_V4}|(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}})(?![\w-]))")
+_UUID_RE = _lazy(
     rf"{_X}(?={_X}{{7}}-)(?<!{_X}.){_X}{{7}}-{_X}{{4}}-{_X}{{4}}-{_X}{{4}}-{_X}{{12}}(?!{_X})"
 )
-_IP6_RE = re.compile(
+_IP6_RE = _lazy(
     rf"[0-9A-Fa-f:](?={_X}{{0,3}}+:)"
     r"(?:(?<![\w:].)|(?<=[G-Zg-z_]:.))"  # not inside a word or colon run ("ip:" before is ok)
     rf"(?:(?<=:):{_V6_TAIL}"  # starts with "::"
@@ -110,7 +121,7 @@ _IP6_RE = re.compile(
     r"(?:%[0-9A-Za-z_.-]+)?"  # zone id, as in fe80::1%eth0
     r"(?![0-9A-Za-z_]|:[0-9A-Za-z:]|\.[0-9])"
 )
-_IP4_RE = re.compile(
+_IP4_RE = _lazy(
     r"[0-9](?=[0-9]{0,2}+\.[0-9])(?<![0-9A-Za-z.].)"
     r"[0-9]{0,2}+(?:\.[0-9]{1,3}+){3}(?![0-9A-Za-z]|\.[0-9])"
 )
@@ -125,7 +136,7 @@ def _scrub_emails(s: str) -> str:
     """Find ``@domain`` with a fast literal search, then walk back over the local part."""
     parts: list[str] = []
     last = 0
-    for m in _AT_RE.finditer(s):
+    for m in _AT_RE().finditer(s):
         start = at = m.start()
         while start > last and (s[start - 1].isalnum() or s[start - 1] in "._%+-"):
             start -= 1
@@ -159,14 +170,14 @@ def _ip4(m: re.Match[str]) -> str:
 
 # -- secrets with a recognisable shape -----------------------------------------------------------
 
-_PRIVATE_KEY_RE = re.compile(
+_PRIVATE_KEY_RE = _lazy(
     r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
     r"(?:.*?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\:,.-]*)",
     re.DOTALL,
 )
 # scheme://user:password@ or scheme://user@ (a password may hold "@": the last one counts).
-_URL_CREDENTIALS_RE = re.compile(r"://(?:[^\s/?#@<>]*:[^\s/?#]*|[^\s/?#@:<>]+)@")
-_JWT_RE = re.compile(
+_URL_CREDENTIALS_RE = _lazy(r"://(?:[^\s/?#@<>]*:[^\s/?#]*|[^\s/?#@:<>]+)@")
+_JWT_RE = _lazy(
     r"eyJ(?<![A-Za-z0-9]eyJ)[A-Za-z0-9_-]{6,}+\.[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]*+"
     r"(?:\.[A-Za-z0-9_-]++\.[A-Za-z0-9_-]++)?"  # the two more parts of an encrypted JWT (JWE)
 )
@@ -179,25 +190,31 @@ def _nb(width: int) -> str:
     return f"(?<![A-Za-z0-9].{{{width}}})"
 
 
-_AWS_KEY_RE = re.compile(rf"A(?:KIA|SIA|BIA|CCA){_nb(4)}[A-Z0-9]{{16}}(?![A-Za-z0-9])")
-_GITHUB_RE = re.compile(
+_AWS_KEY_RE = _lazy(rf"A(?:KIA|SIA|BIA|CCA){_nb(4)}[A-Z0-9]{{16}}(?![A-Za-z0-9])")
+_GITHUB_RE = _lazy(
     rf"g(?:h[pousr]_{_nb(4)}[A-Za-z0-9]{{30,}}|ithub_pat_{_nb(11)}[A-Za-z0-9_]{{22,}})"
     r"(?![A-Za-z0-9_])"
 )
-_STRIPE_RE = re.compile(r"(?<![A-Za-z0-9])[sr]k_(?:live|test)_[A-Za-z0-9]{10,}")
-_STRIPE_WEBHOOK_RE = re.compile(rf"whsec_{_nb(6)}[A-Za-z0-9+/=]{{16,}}")
-_ANTHROPIC_RE = re.compile(rf"sk-ant-{_nb(7)}[A-Za-z0-9_-]{{20,}}")
+_STRIPE_RE = _lazy(r"(?<![A-Za-z0-9])[sr]k_(?:live|test)_[A-Za-z0-9]{10,}")
+_STRIPE_WEBHOOK_RE = _lazy(rf"whsec_{_nb(6)}[A-Za-z0-9+/=]{{16,}}")
+_ANTHROPIC_RE = _lazy(rf"sk-ant-{_nb(7)}[A-Za-z0-9_-]{{20,}}")
 # 20+ characters with a digit, so a word such as ``sk-learn-compatible-wrappers`` is not a key.
-_OPENAI_RE = re.compile(rf"sk-{_nb(3)}(?=[A-Za-z0-9_-]{{20}})(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]+")
-_SLACK_RE = re.compile(rf"x(?:ox[abposre]-{_nb(5)}|app-[0-9]-{_nb(7)})[A-Za-z0-9-]{{10,}}")
-_SLACK_WEBHOOK_RE = re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+")
-_GOOGLE_KEY_RE = re.compile(
-    rf"(?:AIza{_nb(4)}[0-9A-Za-z_-]{{30,}}|GOCSPX-{_nb(7)}[0-9A-Za-z_-]{{20,}})"
-)
-_GOOGLE_TOKEN_RE = re.compile(rf"ya29\.{_nb(5)}[0-9A-Za-z_-]{{20,}}")
+_OPENAI_RE = _lazy(rf"sk-{_nb(3)}(?=[A-Za-z0-9_-]{{20}})(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]+")
+_SLACK_RE = _lazy(rf"x(?:ox[abposre]-{_nb(5)}|app-[0-9]-{_nb(7)})[A-Za-z0-9-]{{10,}}")
+_SLACK_WEBHOOK_RE = _lazy(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+")
+_GOOGLE_KEY_RE = _lazy(rf"(?:AIza{_nb(4)}[0-9A-Za-z_-]{{30,}}|GOCSPX-{_nb(7)}[0-9A-Za-z_-]{{20,}})")
+_GOOGLE_TOKEN_RE = _lazy(rf"ya29\.{_nb(5)}[0-9A-Za-z_-]{{20,}}")
 _BEARER_TAIL = r"(\s+|%20|\+)(?!<)[A-Za-z0-9._~+/-]{8,}=*"  # the token after "Bearer"
-_BEARER_RE = re.compile(rf"earer(?<=[Bb]earer)(?<![A-Za-z0-9].{{6}}){_BEARER_TAIL}")
-_BEARER_UPPER_RE = re.compile(rf"EARER(?<=BEARER)(?<![A-Za-z0-9].{{6}}){_BEARER_TAIL}")
+_BEARER_RE = _lazy(rf"earer(?<=[Bb]earer)(?<![A-Za-z0-9].{{6}}){_BEARER_TAIL}")
+_BEARER_UPPER_RE = _lazy(rf"EARER(?<=BEARER)(?<![A-Za-z0-9].{{6}}){_BEARER_TAIL}")
+
+
+def _bearer(m: re.Match[str]) -> str:
+    return f"earer{m.group(1)}<bearer-token>"
+
+
+def _bearer_upper(m: re.Match[str]) -> str:
+    return f"EARER{m.group(1)}<bearer-token>"
 
 
 # -- a secret after its name: password=..., "api_key": "...", X-Api-Key: ... --------------------
@@ -206,7 +223,7 @@ _SCHEME = (
     r"(?:[Bb]earer|BEARER|[Bb]asic|BASIC|[Tt]oken|TOKEN|[Dd]igest|[Bb]ot|[Nn]egotiate|NTLM"
     r"|AWS4-HMAC-SHA256|[Aa]pi[Kk]ey|SSWS)[ \t]+"
 )
-_VALUE_RE = re.compile(
+_VALUE_RE = _lazy(
     r"[ \t]*(?:"
     r"(?P<q>\\*[\"'])(?P<qv>(?:\\.|[^\\\n])*?)(?P=q)"  # quoted, up to the same quote
     rf"|(?P<scheme>{_SCHEME})?(?![{{\[(])"
@@ -214,9 +231,9 @@ _VALUE_RE = re.compile(
     r"|(?P<open>\\*[\"'])(?P<ov>[^\s\"'\\]+)"  # a quote that is never closed
     r")"
 )
-_SCHEME_RE = re.compile(_SCHEME)
-_LINE_RE = re.compile(r"[ \t]*([^\r\n]*)")
-_STRICT_VALUE_RE = re.compile(r"(?=[^0-9]*[0-9])(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9._~+/=%-]{16,}")
+_SCHEME_RE = _lazy(_SCHEME)
+_LINE_RE = _lazy(r"[ \t]*([^\r\n]*)")
+_STRICT_VALUE_RE = _lazy(r"(?=[^0-9]*[0-9])(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9._~+/=%-]{16,}")
 _NOT_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 
 _OPENER = {")": "(", "]": "[", "}": "{"}
@@ -242,21 +259,20 @@ def _gate_words(names: Iterable[str]) -> set[str]:
     return {w for w in words if not any(w != o and w.endswith(o) for o in words)}
 
 
-def _suffixes(words: list[str], k: int, tail: str) -> str:
-    """Lookbehinds that hold when the text before ``tail`` ends with one of ``words``: the last
-    1, 2, 3... characters are checked in turn, each level one lookbehind over an alternation of
-    plain literals (which the engine skips through on their first character), so a name that
-    ends like no word fails after a check or two."""
-    exact = sorted(w for w in words if len(w) == k)
-    longer = [w for w in words if len(w) > k]
-    alts = []
-    if exact:
-        alts.append(f"(?<=(?:{'|'.join(map(re.escape, exact))}){tail})")
-    if longer:
-        ends = sorted({w[-(k + 1) :] for w in longer})
-        check = f"(?<=(?:{'|'.join(map(re.escape, ends))}){tail})"
-        alts.append(check + _suffixes(longer, k + 1, tail))
-    return alts[0] if len(alts) == 1 else f"(?:{'|'.join(alts)})"
+def _suffixes(words: list[str], tail: str) -> str:
+    """Lookbehinds that hold when the text before ``tail`` ends with one of ``words``: first one
+    lookbehind over the words' last three characters (an alternation of plain literals, which
+    the engine skips through on their first character), then the words themselves, so most
+    names fail after one check."""
+    by_width: dict[int, set[str]] = {}
+    for w in words:
+        by_width.setdefault(min(len(w), 3), set()).add(w[-3:])
+    ends = "|".join(  # a lookbehind needs one width: words under three characters go apart
+        f"(?<=(?:{'|'.join(map(re.escape, sorted(tails)))}){tail})"
+        for _, tails in sorted(by_width.items(), reverse=True)
+    )
+    full = "|".join(f"(?<={re.escape(w)}{tail})" for w in sorted(words, key=lambda w: -len(w)))
+    return f"(?:{ends})(?:{full})"
 
 
 def _gate_regex(words: set[str], sep: str) -> re.Pattern[str]:
@@ -266,50 +282,46 @@ def _gate_regex(words: set[str], sep: str) -> re.Pattern[str]:
     fixed-width lookbehinds, so the scan stops only briefly at each separator."""
     ws = sorted(words)
     return re.compile(
-        rf"[{re.escape(sep)}](?:{_suffixes(ws, 0, '.')}"
-        rf"|(?<=[\"' ].)(?:{_suffixes(ws, 0, '.{2}')}"
-        rf"|(?<=(?:\\\"|\\'|\" |' ).)(?:{_suffixes(ws, 0, '.{3}')})))"
+        rf"{re.escape(sep)}(?:{_suffixes(ws, '.')}"
+        rf"|(?<=[\"' ].)(?:{_suffixes(ws, '.{2}')}"
+        rf"|(?<=(?:\\\"|\\'|\" |' ).)(?:{_suffixes(ws, '.{3}')})))"
     )
 
 
-def _redact(value: str) -> str:
-    """The replacement of one value: kept when already a placeholder, an auth scheme kept."""
-    if _PLACEHOLDER_RE.fullmatch(value):
-        return value
-    scheme = _SCHEME_RE.match(value)
-    if scheme:
-        rest = value[scheme.end() :]
-        return value if _PLACEHOLDER_RE.fullmatch(rest) else scheme.group() + SECRET
-    return SECRET
+def _redact(value: str, scheme: str | None = None) -> str | None:
+    """The replacement of a value (after its auth ``scheme``, when it has one, which is kept);
+    None when it is a placeholder already."""
+    if scheme is None and (found := _SCHEME_RE().match(value)):
+        scheme, value = found.group(), value[found.end() :]
+    if not value or (value[0] == "<" and _PLACEHOLDER_RE.fullmatch(value)):
+        return None
+    return scheme + SECRET if scheme else SECRET
 
 
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 
 
 def _name_before(s: str, sep: int) -> str:
     """The name that ends right before the separator at ``sep`` (after an optional closing
-    quote and spaces), walked back over at most 64 name characters."""
-    i = sep
-    while i > 0 and s[i - 1] in " \t":
-        i -= 1
-    if i > 0 and s[i - 1] in "\"'":
-        i -= 1
-        if i > 0 and s[i - 1] == "\\":
-            i -= 1
-    end = i
-    while i > 0 and end - i < 64 and s[i - 1] in _NAME_CHARS:
-        i -= 1
-    return s[i:end]
+    quote and spaces): at most 64 name characters."""
+    head = s[max(0, sep - 68) : sep].rstrip(" \t")
+    if head.endswith(('\\"', "\\'")):
+        head = head[:-2]
+    elif head.endswith(('"', "'")):
+        head = head[:-1]
+    return head[len(head.rstrip(_NAME_CHARS)) :][-64:]
 
 
 def _scrub_named(s: str, low: str, identifier: bool) -> str:
     """Replace the values after sensitive names, at the separators the gates found in ``low``
     (``s`` lower-cased, same positions)."""
     state = _STATE
+    hits = [m.start() for m in state.gate_eq.finditer(low)] if "=" in low else []
+    if ":" in low:
+        hits = sorted(hits + [m.start() for m in state.gate_colon.finditer(low)])
     parts: list[str] = []
     last = 0
-    for hit in state.gate_any.finditer(low):
-        sep = hit.start()
+    for sep in hits:
         if sep < last:
             continue
         name = _name_before(s, sep)
@@ -319,7 +331,7 @@ def _scrub_named(s: str, low: str, identifier: bool) -> str:
         if not kind or (identifier and kind == _STRICT):
             continue
         if kind == _COOKIE and s[sep] == ":":  # a Cookie header: the rest of the line
-            line = _LINE_RE.match(s, sep + 1)
+            line = _LINE_RE().match(s, sep + 1)
             assert line is not None
             value = line.group(1)
             if not value or _PLACEHOLDER_RE.fullmatch(value):
@@ -327,7 +339,7 @@ def _scrub_named(s: str, low: str, identifier: bool) -> str:
             parts += (s[last : line.start(1)], SECRET)
             last = line.end(1)
             continue
-        v = _VALUE_RE.match(s, sep + 1)
+        v = _VALUE_RE().match(s, sep + 1)
         if v is None:
             continue
         group = "qv" if v.group("q") is not None else "v" if v.group("v") is not None else "ov"
@@ -345,15 +357,14 @@ def _scrub_named(s: str, low: str, identifier: bool) -> str:
                 value, v_end = value[:-1], v_end - 1
             if not value:
                 continue
-        if kind == _STRICT and not _STRICT_VALUE_RE.fullmatch(value):
+        if kind == _STRICT and not _STRICT_VALUE_RE().fullmatch(value):
             continue
-        if group == "v" and v.group("scheme"):
-            value = v.group("scheme") + value
-            v_start = v.start("scheme")
+        if group == "v":
+            new = _redact(value, v.group("scheme") or "")
+            v_start = v.start("scheme") if v.group("scheme") else v.start(group)
         else:
-            v_start = v.start(group)
-        new = _redact(value)
-        if new is value:
+            new, v_start = _redact(value), v.start(group)
+        if new is None:
             continue
         parts += (s[last:v_start], new)
         last = v_end
@@ -367,22 +378,22 @@ def _scrub_named(s: str, low: str, identifier: bool) -> str:
 
 # A number: a digit, "+" or "(" where no word or number goes on, then digits, spaces, dots,
 # dashes and brackets. Each is classified on its own (a short string) by the patterns below.
-_NUMBER_RE = re.compile(r"[0-9+(](?<![0-9A-Za-z.,+(].)(?<![0-9A-Za-z]-.)[0-9 ().+-]*+")
-_DIGIT_GROUP_RE = re.compile(r"[0-9]+")
-_DIGIT_SPLIT_RE = re.compile(r"([0-9]+)")
+_NUMBER_RE = _lazy(r"[0-9+(](?<![0-9A-Za-z.,+(].)(?<![0-9A-Za-z]-.)[0-9 ().+-]*+")
+_DIGIT_GROUP_RE = _lazy(r"[0-9]+")
+_DIGIT_SPLIT_RE = _lazy(r"([0-9]+)")
 _NE = r"(?![0-9]|[.-][0-9])"  # a number's end inside a run
-_SSN_RE = re.compile(rf"(?<![0-9])(?!000|666|9)[0-9]{{3}}-(?!00)[0-9]{{2}}-(?!0000)[0-9]{{4}}{_NE}")
-_PHONE_NANP_RE = re.compile(
+_SSN_RE = _lazy(rf"(?<![0-9])(?!000|666|9)[0-9]{{3}}-(?!00)[0-9]{{2}}-(?!0000)[0-9]{{4}}{_NE}")
+_PHONE_NANP_RE = _lazy(
     r"(?<![0-9.+-])(?:1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])"
     rf"[2-9][0-9]{{2}}[ .-][0-9]{{4}}{_NE}"
 )
-_PHONE_NATIONAL_RE = re.compile(
+_PHONE_NATIONAL_RE = _lazy(
     r"(?<![0-9.+-])(?<![0-9][ .-])"  # not the tail of a longer group of numbers
     rf"\(?0[1-9][0-9]{{0,3}}(?:\)[ ]?|[ .-])[0-9]{{2,8}}(?:[ .-][0-9]{{2,4}})*+{_NE}"
 )
-_SEPARATOR_RE = re.compile(r"[0-9]([ .-])(?=[0-9])")
-_CARD_IIN_RE = re.compile(r"4|5[1-5]|2[2-7]|3[0-9]|6(?:011|4[4-9]|5|2)")
-_IBAN_RE = re.compile(r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}+")
+_SEPARATOR_RE = _lazy(r"[0-9]([ .-])(?=[0-9])")
+_CARD_IIN_RE = _lazy(r"4|5[1-5]|2[2-7]|3[0-9]|6(?:011|4[4-9]|5|2)")
+_IBAN_RE = _lazy(r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}+")
 
 
 _DOUBLED = {str(d): (2 * d - 9 if d > 4 else 2 * d) for d in range(10)}
@@ -394,14 +405,14 @@ def _luhn(digits: str) -> bool:
 
 
 def _is_card(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and bool(_CARD_IIN_RE.match(digits)) and _luhn(digits)
+    return 13 <= len(digits) <= 19 and bool(_CARD_IIN_RE().match(digits)) and _luhn(digits)
 
 
 def _cards(text: str) -> str:
     """``<card>`` for each Luhn-valid card number in a number: one digit group, or groups
     joined by single spaces or dashes (the number may hold others around it, as in
     ``order 12 4111 1111 1111 1111 2029``)."""
-    parts = _DIGIT_SPLIT_RE.split(text)  # text, digits, text, digits, ..., text
+    parts = _DIGIT_SPLIT_RE().split(text)  # text, digits, text, digits, ..., text
     digits, between = parts[1::2], parts[2:-1:2]
     if len(digits) == 1:
         return text.replace(digits[0], "<card>") if _is_card(digits[0]) else text
@@ -429,7 +440,7 @@ def _cards(text: str) -> str:
 def _phone_groups(text: str, low: int, high: int) -> str:
     """``<phone>`` for the longest prefix of whole digit groups with ``low``-``high`` digits."""
     count = end = 0
-    for g in _DIGIT_GROUP_RE.finditer(text):
+    for g in _DIGIT_GROUP_RE().finditer(text):
         if count + len(g.group()) > high:
             break
         count += len(g.group())
@@ -445,7 +456,7 @@ def _phone_national(m: re.Match[str]) -> str:
     """Trunk-prefixed national numbers (``020 7946 0958``, ``01 23 45 67 89``): 10-12 digits,
     one kind of separator throughout (so ``05.11.2025 10`` is not one)."""
     text = m.group()
-    if len(set(_SEPARATOR_RE.findall(text))) > 1:
+    if len(set(_SEPARATOR_RE().findall(text))) > 1:
         return text
     return _phone_groups(text, 10, 12)
 
@@ -462,10 +473,10 @@ def _number(m: re.Match[str]) -> str:
     if core[0] == "+":  # international: + country code, 9-15 digits in all
         out = _phone_groups(core, 9, 15)
     else:
-        out = _SSN_RE.sub("<ssn>", core) if "-" in core else core
+        out = _SSN_RE().sub("<ssn>", core) if "-" in core else core
         out = _cards(out)
-        out = _PHONE_NANP_RE.sub("<phone>", out)
-        out = _PHONE_NATIONAL_RE.sub(_phone_national, out)
+        out = _PHONE_NANP_RE().sub("<phone>", out)
+        out = _PHONE_NATIONAL_RE().sub(_phone_national, out)
     return m.group() if out == core else out + m.group()[len(core) :]
 
 
@@ -503,11 +514,11 @@ def _scrub_numbers(s: str) -> str:
     except UnicodeEncodeError:  # a lone surrogate
         raw = s.encode("utf-8", "surrogatepass")
     shape = raw.translate(_SHAPE, _SHAPE_DROP)
-    if b"999999999" not in shape:
+    if shape.count(b"9") < 9 or b"999999999" not in shape:  # counting one byte is a quick loop
         return s
     if b"AA99" in shape:
-        s = _IBAN_RE.sub(_iban, s)
-    return _NUMBER_RE.sub(_number, s)
+        s = _IBAN_RE().sub(_iban, s)
+    return _NUMBER_RE().sub(_number, s)
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -545,7 +556,6 @@ class _State:
         )
         words = _gate_words((*SENSITIVE_KEYS, *sensitive, *STRICT_NAMES))
         self.gate_eq, self.gate_colon = _gate_regex(words, "="), _gate_regex(words, ":")
-        self.gate_any = _gate_regex(words, "=:")  # both at once, to walk the hits
         self.name_kinds: dict[str, int] = {}
         self.keys: dict[str, tuple[str, int]] = {}
         # Short strings seen to hold nothing, as text and as identifiers: a repeated one costs a
@@ -635,41 +645,41 @@ def _scrub_once(s: str, identifier: bool) -> str:
     # A one-character check is a memchr; longer literals are looked for only behind one.
     if "-" in s:
         if "V" in s and "PRIVATE KEY" in s:
-            s = _PRIVATE_KEY_RE.sub("<private-key>", s)
+            s = _PRIVATE_KEY_RE().sub("<private-key>", s)
         if "sk-" in s:
-            s = _ANTHROPIC_RE.sub("<anthropic-key>", s)
-            s = _OPENAI_RE.sub("<openai-key>", s)
+            s = _ANTHROPIC_RE().sub("<anthropic-key>", s)
+            s = _OPENAI_RE().sub("<openai-key>", s)
         if "x" in s and ("xox" in s or "xapp-" in s):
-            s = _SLACK_RE.sub("<slack-token>", s)
+            s = _SLACK_RE().sub("<slack-token>", s)
         if "X" in s and "GOCSPX-" in s:
-            s = _GOOGLE_KEY_RE.sub("<google-key>", s)
+            s = _GOOGLE_KEY_RE().sub("<google-key>", s)
     if "@" in s:
         if "://" in s:
-            s = _URL_CREDENTIALS_RE.sub("://<credentials>@", s)
+            s = _URL_CREDENTIALS_RE().sub("://<credentials>@", s)
         s = _scrub_emails(s)
     if "." in s:
         if "J" in s and "eyJ" in s:
-            s = _JWT_RE.sub("<jwt>", s)
+            s = _JWT_RE().sub("<jwt>", s)
         if "ya29." in s:
-            s = _GOOGLE_TOKEN_RE.sub("<google-token>", s)
+            s = _GOOGLE_TOKEN_RE().sub("<google-token>", s)
         if "/" in s and "hooks.slack" in s:
-            s = _SLACK_WEBHOOK_RE.sub("hooks.slack.com/<slack-webhook>", s)
+            s = _SLACK_WEBHOOK_RE().sub("hooks.slack.com/<slack-webhook>", s)
     if "_" in s:
         if "gh" in s or "github_pat_" in s:
-            s = _GITHUB_RE.sub("<github-token>", s)
+            s = _GITHUB_RE().sub("<github-token>", s)
         if "_live_" in s or "_test_" in s:
-            s = _STRIPE_RE.sub("<stripe-key>", s)
+            s = _STRIPE_RE().sub("<stripe-key>", s)
         if "whsec_" in s:
-            s = _STRIPE_WEBHOOK_RE.sub("<stripe-key>", s)
+            s = _STRIPE_WEBHOOK_RE().sub("<stripe-key>", s)
     if "A" in s:
         if "IA" in s or "ACCA" in s:
-            s = _AWS_KEY_RE.sub("<aws-key>", s)
+            s = _AWS_KEY_RE().sub("<aws-key>", s)
         if "AIza" in s:
-            s = _GOOGLE_KEY_RE.sub("<google-key>", s)
+            s = _GOOGLE_KEY_RE().sub("<google-key>", s)
         if "EARER" in s:
-            s = _BEARER_UPPER_RE.sub(r"EARER\1<bearer-token>", s)
+            s = _BEARER_UPPER_RE().sub(_bearer_upper, s)
     if "earer" in s:
-        s = _BEARER_RE.sub(r"earer\1<bearer-token>", s)
+        s = _BEARER_RE().sub(_bearer, s)
     if "=" in s or ":" in s:
         low = s.lower()  # the gates spell names in lower case
         if len(low) != len(s):  # a few non-ASCII letters lower to two characters
@@ -677,11 +687,11 @@ def _scrub_once(s: str, identifier: bool) -> str:
         if ("=" in s and state.gate_eq.search(low)) or (":" in s and state.gate_colon.search(low)):
             s = _scrub_named(s, low, identifier)
     if not identifier and "-" in s and _UUID_HINT.search(s):
-        s = _UUID_RE.sub("<uuid>", s)
-    if ("::" in s and _IP6_HINT.search(s)) or s.count(":") >= 7:
-        s = _IP6_RE.sub(_ip6, s)
-    if s.count(".") >= 3 and _IP4_HINT.search(s):
-        s = _IP4_RE.sub(_ip4, s)
+        s = _UUID_RE().sub("<uuid>", s)
+    if ":" in s and (("::" in s and _IP6_HINT.search(s)) or s.count(":") >= 7):
+        s = _IP6_RE().sub(_ip6, s)
+    if "." in s and s.count(".") >= 3 and _IP4_HINT.search(s):
+        s = _IP4_RE().sub(_ip4, s)
     if not identifier and len(s) >= 9:
         s = _scrub_numbers(s)
     return s
