@@ -247,6 +247,42 @@ def parse_when(value: str, now: datetime | None = None) -> datetime:
     return parse_ts(value, "since")
 
 
+#: The one window grammar of every face (CLI, canned queries, dashboard, MCP, notebooks).
+WINDOW_FORMS = "30s, 15m, 24h, 7d, 2w (decimals too: 1.5d), an ISO-8601 time with a zone, or all"
+#: The start of the window ``all``: before every stored time.
+ALL_TIME = "0001-01-01T00:00:00.000000Z"
+
+
+def window_start(
+    value: object, default: str = "7d", *, name: str = "since", now: datetime | None = None
+) -> str:
+    """The start of a window as stored text: ``value`` (or ``default`` when it is None or
+    blank) in the grammar of ``WINDOW_FORMS``. InvalidRecord naming ``name`` and the accepted
+    forms for anything else, so no face silently reads a typo as "no rows"."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        value = default
+    if not isinstance(value, str):
+        raise InvalidRecord(name, f"expected a window ({WINDOW_FORMS}), got {_short(value)}")
+    text = value.strip()
+    if text.lower() == "all":
+        return ALL_TIME
+    if _WINDOW_RE.match(text):
+        try:
+            return format_ts((now or utcnow()) - parse_window(text), name)
+        except InvalidRecord as exc:
+            raise InvalidRecord(name, str(exc).partition(": ")[2]) from None
+        except OverflowError:
+            raise InvalidRecord(name, f"{_short(text)} reaches back before the year 1") from None
+    try:
+        return format_ts(parse_ts(text, name), name)
+    except InvalidRecord as exc:
+        if "T" in text or "-" in text[1:]:  # a time, but a wrong one: say what is wrong with it
+            raise InvalidRecord(
+                name, f"{exc.args[0].partition(': ')[2]} (or use {WINDOW_FORMS})"
+            ) from None
+        raise InvalidRecord(name, f"{_short(text)} is not a window; use {WINDOW_FORMS}") from None
+
+
 def _stamp(value: datetime | str, field_name: str) -> str:
     """A time in the canonical text form (text is taken as already canonical, as stored)."""
     if type(value) is datetime and value.tzinfo is UTC:  # the usual case, inlined

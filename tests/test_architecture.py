@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "taskexec.scrub",
             "taskexec.stackhash",
             "taskexec.spans",
+            "taskexec.histogram",
             "taskexec.probes",
         ),
     ),

@@ -135,8 +135,9 @@ def test_bad_parameters(demo_db):
 
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 shell not installed")
 def test_probe_runs_unchanged_in_sqlite3_shell(demo_db):
-    sql = probes.get("failure_rates").sql
-    script = f".parameter set :since '2026-11-01T00:00:00Z'\n{sql};\n"
+    sql = probes.get("failure_rates").portable_sql({"since": "2026-11-01T00:00:00Z"})
+    assert "te_since" not in sql
+    script = f"{sql};\n"
     out = subprocess.run(
         ["sqlite3", "-csv", str(demo_db)], input=script, capture_output=True, text=True, check=True
     )

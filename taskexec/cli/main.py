@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # the file's health and the spool
     "doctor": ("health", "doctor"),
     "replay": ("health", "replay"),
+    "rollup": ("rollup", "rollup"),
     # any command: taskexec run -- CMD ARGS...
     "run": ("run", "run"),
     # be told: schedules, detections, alerts

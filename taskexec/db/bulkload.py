@@ -28,10 +28,11 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import TaskExecution, format_ts, utcnow
-from . import groups
+from . import groups, rollups
 from . import schema as migrations
 from .connection import Handle, retry
 from .rows import INSERT, INSERT_WITH_ID, encode_record
@@ -108,6 +109,7 @@ class _Load:
 
     empty: bool
     fts_after: int = 0
+    tally: rollups.Tally = field(default_factory=rollups.Tally)
 
 
 @contextlib.contextmanager
@@ -145,15 +147,18 @@ def _load_transaction(db: Handle, attach: Sequence[str] = ()) -> Iterator[_Load]
                 if empty:
                     for name in migrations.INDEXES:
                         conn.execute(f"DROP INDEX {name}")
-                    for name in migrations.FTS_TRIGGERS:
+                    for name in [*migrations.FTS_TRIGGERS, *rollups.TRIGGERS]:
                         conn.execute(f"DROP TRIGGER {name}")
+                    for table in rollups.TABLES:  # empty with the table (a stray row: gone)
+                        conn.execute(f"DELETE FROM {table}")
                 load = _Load(empty)
                 yield load
                 if empty:
                     for sql in migrations.INDEXES.values():
                         conn.execute(sql)
                     conn.execute(migrations.FTS_FILL, (load.fts_after,))
-                    for sql in migrations.FTS_TRIGGERS.values():
+                    load.tally.write(conn)
+                    for sql in [*migrations.FTS_TRIGGERS.values(), *rollups.TRIGGERS.values()]:
                         conn.execute(sql)
                 groups.rebuild(conn, fresh=empty)
             except BaseException:
@@ -186,7 +191,7 @@ def load_direct(db: Handle, records: Iterable[TaskExecution]) -> BulkResult:
         for batch in dedupe:
             offered += len(batch)
             if load.empty:
-                _write_rows(db.conn, batch, offered - len(batch) + 1, created)
+                _write_rows(db.conn, batch, offered - len(batch) + 1, created, load.tally)
                 inserted += len(batch)
             else:
                 inserted += _insert_by_value(db.conn, batch)
@@ -197,12 +202,23 @@ def load_direct(db: Handle, records: Iterable[TaskExecution]) -> BulkResult:
 
 
 def _write_rows(
-    conn: sqlite3.Connection, records: Sequence[TaskExecution], first_id: int, created: str
+    conn: sqlite3.Connection,
+    records: Sequence[TaskExecution],
+    first_id: int,
+    created: str,
+    tally: rollups.Tally,
 ) -> None:
-    """Prepare and insert records with ids from ``first_id`` (the ids they will keep)."""
-    conn.executemany(
-        INSERT_WITH_ID, ((i, *encode_record(r, created)) for i, r in enumerate(records, first_id))
-    )
+    """Prepare and insert records with ids from ``first_id`` (the ids they will keep), and
+    count them into ``tally`` (the rollups, whose triggers are off during the load)."""
+    add = tally.add
+
+    def prepared() -> Iterator[tuple[Any, ...]]:
+        for i, r in enumerate(records, first_id):
+            row = encode_record(r, created)
+            add(row)
+            yield (i, *row)
+
+    conn.executemany(INSERT_WITH_ID, prepared())
 
 
 @dataclass
@@ -229,7 +245,11 @@ def _fork(path: str, records: Sequence[TaskExecution], first_id: int, created: s
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA ignore_check_constraints = ON")  # as in _load_transaction
             conn.execute("BEGIN")
-            _write_rows(conn, records, first_id, created)
+            tally = rollups.Tally()
+            _write_rows(conn, records, first_id, created, tally)
+            for sql in rollups.DDL:
+                conn.execute(sql)
+            tally.write(conn)
             conn.execute("COMMIT")
             conn.close()
             code = 0
@@ -291,7 +311,7 @@ def load_parallel(db: Handle, records: Sequence[TaskExecution], workers: int) ->
                     for p, (first, part) in zip(paths, parts[1:], strict=True)
                 ]
                 try:
-                    _write_rows(db.conn, parts[0][1], 1, created)
+                    _write_rows(db.conn, parts[0][1], 1, created, load.tally)
                     # Workers take a little longer (fork, copied pages): index this part's text
                     # meanwhile, so the wait does some of the final work.
                     db.conn.execute(migrations.FTS_FILL, (0,))
@@ -305,13 +325,14 @@ def load_parallel(db: Handle, records: Sequence[TaskExecution], workers: int) ->
                                 "INSERT INTO main.task_executions "
                                 f"SELECT * FROM part{i}.task_executions"
                             )
+                            rollups.merge_from(db.conn, f"part{i}")
                         else:  # redo it here: a data problem then raises where it belongs
                             warnings.warn(
                                 f"a bulk-load worker failed, so its part is redone here: {error}",
                                 RuntimeWarning,
                                 stacklevel=4,
                             )
-                            _write_rows(db.conn, job.records, job.first_id, created)
+                            _write_rows(db.conn, job.records, job.first_id, created, load.tally)
                 finally:  # on an error or interrupt, stop the workers still running
                     for job in (j for j in jobs if not j.done):
                         with contextlib.suppress(OSError):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import functions
+
 T = TypeVar("T")
 
 #: How long one statement waits for another process's lock before SQLite says "busy".
@@ -33,6 +35,7 @@ def connect(
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    functions.register(conn)
     return conn
 
 

@@ -89,6 +89,8 @@ def _check_database(path: str, full: bool, add: Callable[[Check], None]) -> None
         ).fetchone()
         if running[0]:
             add(Check("running", None, f"{running[0]} attempts running, oldest since {running[1]}"))
+        if "m006_rollups" in done:
+            _check_rollups(store, full, add)
     # The full-text index's own check needs a connection that may write (nothing is written).
     with contextlib.closing(connect(path)) as conn:
         try:
@@ -100,6 +102,27 @@ def _check_database(path: str, full: bool, add: Callable[[Check], None]) -> None
             add(Check("full-text index", True, "ok"))
         except sqlite3.DatabaseError as exc:
             add(Check("full-text index", False, str(exc)))
+
+
+def _check_rollups(store: Store, full: bool, add: Callable[[Check], None]) -> None:
+    fix = "run `taskexec rollup --rebuild DB`"
+    if full:
+        diffs = store.rollup_verify()
+        detail = (
+            f"{len(diffs)} rollup rows differ from the raw rows, e.g. {diffs[0]}; {fix}"
+            if diffs
+            else "every figure matches the raw rows"
+        )
+        add(Check("rollups", not diffs, detail))
+        return
+    totals = store.rollup_totals()
+    off = {s: t for s, t in totals.items() if t[0] != t[1]}
+    counted = sum(t[1] for t in totals.values())
+    detail = f"{counted} attempts, by status, counted alike"
+    if off:
+        shown = ", ".join(f"{s}: {a} counted, {b} rows" for s, (a, b) in off.items())
+        detail = f"{shown}; {fix}"
+    add(Check("rollups (quick; --full compares every figure)", not off, detail))
 
 
 def _check_spool(path: str, add: Callable[[Check], None]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..model import STATUSES, idempotency_key
+from . import rollups
 
 MIGRATIONS_TABLE = "_taskexec_migrations"
 Migration = Callable[[sqlite3.Connection], None]
@@ -314,6 +315,14 @@ def m005_schedules_and_alerts(db: sqlite3.Connection) -> None:
     db.execute(SCHEDULES_TABLE)
     db.execute(ALERTS_TABLE)
     db.execute(ALERTS_INDEX)
+
+
+@migration
+def m006_rollups(db: sqlite3.Connection) -> None:
+    """Rollups per task and hour (``db/rollups.py``): their tables, filled from the rows there,
+    and the triggers that keep them exact. Their DDL ships with this migration: a later change
+    to ``rollups.DDL`` or ``rollups.TRIGGERS`` needs a migration of its own."""
+    rollups.create(db)
 
 
 def applied(db: sqlite3.Connection) -> set[str]:

@@ -17,8 +17,16 @@ from typing import Any, Literal
 
 from .. import probes
 from ..errors import DatabaseError, InvalidRecord
-from ..model import FAILURE_STATUSES, STATUSES, Outcome, TaskExecution, format_ts, utcnow
-from . import bulkload, groups
+from ..model import (
+    FAILURE_STATUSES,
+    STATUSES,
+    Outcome,
+    TaskExecution,
+    format_ts,
+    utcnow,
+    window_start,
+)
+from . import bulkload, groups, rollups
 from . import schema as migrations
 from .bulkload import BulkResult
 from .connection import (
@@ -383,6 +391,10 @@ class Store:
                 "AND trace_id NOT IN (SELECT trace_id FROM task_executions WHERE started_at >= :c)",
                 {"c": stamp},
             ).fetchone()[0]
+            # Row by row, the rollup triggers would re-read an hour's extremes again and again
+            # as its rows go: off for this transaction, the pruned hours are recomputed once.
+            for name in rollups.TRIGGERS:
+                conn.execute(f"DROP TRIGGER {name}")
             deleted = conn.execute(
                 "DELETE FROM task_executions WHERE started_at < :c "
                 "AND trace_id NOT IN (SELECT trace_id FROM task_executions WHERE started_at >= :c)",
@@ -390,6 +402,9 @@ class Store:
             ).rowcount
             if deleted:
                 groups.rebuild(conn)
+                rollups.refresh(conn, None, stamp[:13])
+            for sql in rollups.TRIGGERS.values():
+                conn.execute(sql)
         if deleted:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.execute("VACUUM")
@@ -551,6 +566,39 @@ class Store:
         )
         return [r[0] for r in rows]
 
+    def rollup_verify(self) -> list[rollups.Difference]:
+        """Every rollup row that differs from the raw rows (empty: the rollups are exact).
+        Reads in one transaction, so writers that commit meanwhile cannot make it differ."""
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                return rollups.verify(self.conn)
+            finally:
+                self.conn.execute("ROLLBACK")
+
+    def rollup_rebuild(self) -> int:
+        """Recompute every rollup from the raw rows; returns the task-hours they now hold."""
+        with self.transaction() as conn:
+            rollups.refresh(conn)
+            return int(conn.execute(f"SELECT count(*) FROM {rollups.HOURLY}").fetchone()[0])
+
+    def rollup_totals(self) -> dict[str, tuple[int, int]]:
+        """Attempts by status as the rollups count them and as the table holds them, each
+        ``(rolled, rows)``: a quick check (``rollup_verify`` compares every figure)."""
+        sums = ", ".join(f"coalesce(sum({s}), 0)" for s in STATUSES)
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                rolled = self.conn.execute(f"SELECT {sums} FROM {rollups.HOURLY}").fetchone()
+                raw = dict(
+                    self.conn.execute(
+                        "SELECT status, count(*) FROM task_executions GROUP BY status"
+                    ).fetchall()
+                )
+            finally:
+                self.conn.execute("ROLLBACK")
+        return {s: (int(rolled[i]), int(raw.get(s, 0))) for i, s in enumerate(STATUSES)}
+
     def data_range(self) -> DataRange:
         """The first and last ``started_at`` (None when empty) and how many attempts there are."""
         row = self.run_probe("data_range").dicts()[0]
@@ -597,6 +645,9 @@ class Store:
         """Run the named probe (``taskexec/probes/NAME.sql``) with its parameters bound."""
         probe = probes.get(name)
         bound = probe.bind(dict(params or {}))
+        for param in probe.params:  # say what is wrong with a window before SQLite hides it
+            if param.name in probes.WINDOW_PARAMS:
+                window_start(bound[param.name], param.default or "7d", name=param.name)
         with self._lock:
             cursor = self.conn.execute(probe.sql, bound)
             columns = tuple(d[0] for d in cursor.description)

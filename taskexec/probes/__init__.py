@@ -8,10 +8,11 @@ Each file starts with ``--`` header lines::
     -- param since: What the parameter means | 7d
 
 (``| value`` is the default the parameter shows in forms). The SQL treats a NULL or empty
-parameter as "use the default", so every file runs unchanged in the sqlite3 shell, in Datasette
-and from Python. That is also why each windowed probe repeats the small ``w`` CTE that turns
-``:since`` (``7d``, ``24h`` or an ISO time) into a timestamp: SQLite has no includes, and a
-probe that needs a preprocessor would no longer paste into the shell.
+parameter as "use the default". A window (``:since``) is read by ``te_since(:since, '7d')``,
+one of the SQL functions taskexec adds to every connection it opens (``db/functions.py``), so
+``30m``, ``2w``, ``1.5d``, ISO times and ``all`` mean the same in every face and a typo is an
+error rather than "no rows". ``Probe.portable_sql`` (``taskexec probe NAME --sql``) writes
+them out for a bare sqlite3 shell.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from importlib import resources
 from typing import Any
 
 from ..errors import BadInput, UnknownProbe
+from ..histogram import BIN_MS_SQL, BIN_SQL
+from ..model import window_start
 
 _HEADER = re.compile(r"^--\s*(title|description|param\s+\w+)\s*:\s*(.*)$")
+#: Parameters that are windows (``model.WINDOW_FORMS``), checked before a probe runs.
+WINDOW_PARAMS = frozenset({"since"})
+_SINCE_CALL = re.compile(r"te_since\(:(\w+),\s*'([^']*)'\)")
+_BIN_CALL = re.compile(r"\bte_bin\(([^()]*)\)")
+_BIN_MS_CALL = re.compile(r"\bte_bin_ms\(([^()]*)\)")
 #: A named parameter (``:since``) in probe SQL.
 NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -58,6 +66,20 @@ class Probe:
                 f"probe {self.name}", f"unknown parameter(s) {sorted(unknown)}; it takes: {known}"
             )
         return {p.name: values.get(p.name) for p in self.params}
+
+    def portable_sql(self, values: dict[str, Any] | None = None) -> str:
+        """The SQL with taskexec's SQL functions written out, for a bare sqlite3 shell: each
+        ``te_since`` becomes the window's start (given in ``values`` or the default, resolved
+        now), ``te_bin``/``te_bin_ms`` their arithmetic. InvalidRecord for a bad window."""
+        values = dict(values or {})
+
+        def since(match: re.Match[str]) -> str:
+            value = values.get(match.group(1))
+            return "'" + window_start(value, match.group(2), name=match.group(1)) + "'"
+
+        sql = _SINCE_CALL.sub(since, self.sql)
+        sql = _BIN_MS_CALL.sub(lambda m: BIN_MS_SQL.format(m.group(1)), sql)
+        return _BIN_CALL.sub(lambda m: BIN_SQL.format(m.group(1)), sql)
 
 
 def _parse(name: str, text: str) -> Probe:

@@ -1,18 +1,10 @@
 -- title: Duration percentiles per task over time
 -- description: Day (or hour) by task: finished attempts with a duration and their nearest-rank p50, p95, p99 and max duration (ms). The series behind the duration-trend charts.
--- param since: Start of the window: 7d, 24h or an ISO-8601 time with zone | 7d
+-- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param period: Bucket size: day or hour | day
 -- param task_slug: Only this task (empty: all tasks) |
 WITH w AS (
-    SELECT CASE
-        WHEN coalesce(:since, '') = ''
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-7 days') || '000Z'
-        WHEN :since GLOB '[0-9]*[dD]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' days') || '000Z'
-        WHEN :since GLOB '[0-9]*[hH]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' hours') || '000Z'
-        ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
-    END AS since
+    SELECT te_since(:since, '7d') AS since
 ),
 -- MATERIALIZED: one read of the covering index (started_at, task_slug, status, duration_ms).
 base AS MATERIALIZED (

@@ -1,17 +1,9 @@
 -- title: Failures by error group per day
 -- description: Day by error group (the top groups of the window by occurrences): failures per day, for a stacked chart of what is failing and since when.
--- param since: Start of the window: 7d, 24h or an ISO-8601 time with zone | 7d
+-- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param top: How many error groups to keep | 8
 WITH w AS (
-    SELECT CASE
-        WHEN coalesce(:since, '') = ''
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-7 days') || '000Z'
-        WHEN :since GLOB '[0-9]*[dD]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' days') || '000Z'
-        WHEN :since GLOB '[0-9]*[hH]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' hours') || '000Z'
-        ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
-    END AS since
+    SELECT te_since(:since, '7d') AS since
 ),
 failures AS (
     SELECT substr(e.started_at, 1, 10) AS day, e.stack_hash

@@ -1,16 +1,8 @@
 -- title: Headline numbers
 -- description: One row for the last window (default 24 hours): attempts, failures, failure rate, new error patterns, runs still running and abandoned runs.
--- param since: Start of the window: 24h, 7d or an ISO-8601 time with zone | 24h
+-- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 24h
 WITH w AS (
-    SELECT CASE
-        WHEN coalesce(:since, '') = ''
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-24 hours') || '000Z'
-        WHEN :since GLOB '[0-9]*[dD]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' days') || '000Z'
-        WHEN :since GLOB '[0-9]*[hH]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' hours') || '000Z'
-        ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
-    END AS since
+    SELECT te_since(:since, '24h') AS since
 )
 SELECT
     (SELECT count(*) FROM task_executions, w WHERE started_at >= w.since) AS attempts,

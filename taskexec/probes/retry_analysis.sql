@@ -1,16 +1,8 @@
 -- title: Retry analysis
 -- description: Per task, over logical runs (traces) started in the window: attempts per run, how many runs needed a retry, how many succeeded only after a retry, and how many retried runs never succeeded.
--- param since: Start of the window: 7d, 24h or an ISO-8601 time with zone | 7d
+-- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 WITH w AS (
-    SELECT CASE
-        WHEN coalesce(:since, '') = ''
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-7 days') || '000Z'
-        WHEN :since GLOB '[0-9]*[dD]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' days') || '000Z'
-        WHEN :since GLOB '[0-9]*[hH]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' hours') || '000Z'
-        ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
-    END AS since
+    SELECT te_since(:since, '7d') AS since
 ),
 runs AS (
     SELECT

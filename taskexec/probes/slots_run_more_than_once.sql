@@ -1,17 +1,9 @@
 -- title: Slots run more than once
 -- description: Scheduled slots of a task that more than one first attempt started for (two workers, a slot re-run by hand, a scheduler that fired twice), newest slot first: how many runs, on which hosts, how they ended, the first and last start and the seconds between them.
--- param since: Start of the window: 7d, 24h or an ISO-8601 time with zone | 7d
+-- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param limit: How many slots | 50
 WITH w AS (
-    SELECT CASE
-        WHEN coalesce(:since, '') = ''
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-7 days') || '000Z'
-        WHEN :since GLOB '[0-9]*[dD]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' days') || '000Z'
-        WHEN :since GLOB '[0-9]*[hH]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' hours') || '000Z'
-        ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
-    END AS since
+    SELECT te_since(:since, '7d') AS since
 ),
 firsts AS (
     SELECT task_id, task_slug, scheduled_at, started_at, host, status

@@ -1,0 +1,36 @@
+"""The rollups' duration histogram: DDSketch's log buckets, so a percentile read from merged
+buckets is within ``ALPHA`` (1%) of the exact one, whatever the hours or tasks merged.
+
+A duration ``d`` (ms) falls in bin ``ceil(ln(d) / ln(GAMMA))``; the bin stands for
+``2 * GAMMA**bin / (GAMMA + 1)``, within ALPHA of every duration in it.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Relative error of a percentile read from the histogram (DDSketch's alpha: 1%).
+ALPHA = 0.01
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+LN_GAMMA = math.log(GAMMA)
+#: Durations below this (ms) share the lowest bin: 1 µs.
+MIN_MS = 0.001
+#: The bin of a duration ``{0}`` in SQL: the same arithmetic as ``te_bin``, with built-ins only,
+#: so triggers work on any connection (SQLite's math functions, on since 3.35).
+BIN_SQL = "CAST(ceil(ln(max({0}, " + repr(MIN_MS) + ")) / " + repr(LN_GAMMA) + ") AS INTEGER)"
+#: The value a bin ``{0}`` stands for, in SQL (``te_bin_ms``).
+BIN_MS_SQL = "round(2 * pow(" + repr(GAMMA) + ", {0}) / " + repr(GAMMA + 1) + ", 3)"
+
+
+def te_bin(ms: float | None) -> int | None:
+    """The histogram bin of a duration in ms (None stays None)."""
+    if ms is None:
+        return None
+    return math.ceil(math.log(max(float(ms), MIN_MS)) / LN_GAMMA)
+
+
+def te_bin_ms(b: int | None) -> float | None:
+    """The value that stands for bin ``b``: within ALPHA of any duration in it."""
+    if b is None:
+        return None
+    return round(2 * GAMMA ** int(b) / (GAMMA + 1), 3)
