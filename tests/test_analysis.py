@@ -122,7 +122,7 @@ def test_timeouts_and_abandoned_count_as_failures_running_does_not(open_store):
 # -- durations -----------------------------------------------------------------------------------
 
 
-def test_duration_percentiles_are_exact_nearest_rank(open_store):
+def test_duration_percentiles_are_nearest_rank_within_one_percent(open_store):
     records = [attempt(at=timedelta(minutes=i), duration=float(i + 1)) for i in range(100)]
     # A second day with four attempts: nearest-rank p50 is the 2nd value, p95 and p99 the 4th.
     records += [
@@ -131,14 +131,12 @@ def test_duration_percentiles_are_exact_nearest_rank(open_store):
     ]
     trend = analysis.duration_percentiles(open_store(records), SINCE)
     first, second = trend.to_dict("records")
-    assert (first["runs"], first["p50_ms"], first["p95_ms"], first["p99_ms"], first["max_ms"]) == (
-        100,
-        50.0,
-        95.0,
-        99.0,
-        100.0,
-    )
-    assert (second["p50_ms"], second["p95_ms"], second["p99_ms"]) == (20.0, 40.0, 40.0)
+    # Percentiles come from the rollups' histogram: within 1% of the nearest-rank value.
+    assert (first["runs"], first["max_ms"]) == (100, 100.0)
+    got = (first["p50_ms"], first["p95_ms"], first["p99_ms"], second["p50_ms"], second["p95_ms"])
+    for value, want in zip(got, (50.0, 95.0, 99.0, 20.0, 40.0), strict=True):
+        assert value == pytest.approx(want, rel=0.01)
+    assert second["p99_ms"] == 40.0  # the max caps the top bin
     assert second["period"] - first["period"] == pd.Timedelta(days=1)
 
 
@@ -147,7 +145,8 @@ def test_duration_summary_and_slowest_runs(open_store):
     records += [attempt("slow", timedelta(hours=1), duration=5000.0)]
     store = open_store(records)
     summary = analysis.duration_summary(store, SINCE).set_index("task_slug")
-    assert summary.loc["fast", "p50_ms"] == 5.0 and summary.loc["fast", "max_ms"] == 10.0
+    assert summary.loc["fast", "p50_ms"] == pytest.approx(5.0, rel=0.01)
+    assert summary.loc["fast", "max_ms"] == 10.0
     slow = analysis.slowest_runs(store, SINCE, limit=3)
     assert slow["duration_ms"].tolist() == [5000.0, 10.0, 9.0]
     assert str(slow["started_at"].dtype) == "datetime64[ns, UTC]"

@@ -71,7 +71,7 @@ def test_duration_percentiles_ordered_and_exact(demo_db):
     rows = run(demo_db, "duration_stats")
     for r in rows:
         assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] <= r["max_ms"]
-    # Nearest-rank p95 for one task matches Python on the same rows.
+    # Nearest-rank p95 for one task matches Python on the same rows, within the histogram's 1%.
     conn = sqlite3.connect(demo_db)
     slug = rows[0]["task_slug"]
     values = sorted(
@@ -84,7 +84,8 @@ def test_duration_percentiles_ordered_and_exact(demo_db):
     )
     import math
 
-    assert rows[0]["p95_ms"] == values[math.ceil(0.95 * len(values)) - 1]
+    want = values[math.ceil(0.95 * len(values)) - 1]
+    assert abs(rows[0]["p95_ms"] - want) <= 0.01 * want
     assert rows[0]["runs"] == len(values)
 
 

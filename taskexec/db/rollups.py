@@ -4,8 +4,9 @@
 (successes after a retry), duration count / sum / min / max and retrieval figures;
 ``rollup_durations_hourly`` and ``rollup_durations_daily`` hold a mergeable log-bucket
 histogram of durations (DDSketch's bins: a percentile read from it is within 1% of the exact
-one); ``rollup_sources`` counts retrieval sources. Windows that start inside an hour take that
-part-hour from the raw rows (see the probes), so a count over any window is exact.
+one); ``rollup_sources`` counts retrieval sources and ``rollup_errors`` failures by error
+group. Windows that start inside an hour take that part-hour from the raw rows (see the
+probes), so a count over any window is exact.
 
 They are kept exact by triggers, in the same transaction as every write to
 ``task_executions`` whatever its path (the live writer, the spool's replay, backfill, OTLP,
@@ -32,7 +33,10 @@ HOURLY = "rollup_hourly"
 DURATIONS_HOURLY = "rollup_durations_hourly"
 DURATIONS_DAILY = "rollup_durations_daily"
 SOURCES = "rollup_sources"
-TABLES = (HOURLY, DURATIONS_HOURLY, DURATIONS_DAILY, SOURCES)
+ERRORS = "rollup_errors"
+TABLES = (HOURLY, DURATIONS_HOURLY, DURATIONS_DAILY, SOURCES, ERRORS)
+#: A failure, as every probe counts it.
+_FAILED = "{r}.status IN ('failed', 'timeout', 'abandoned')"
 
 #: Additive columns of ``rollup_hourly``: name -> the value one row ``{r}`` adds (``{r}`` is
 #: ``new``, ``old`` or a table alias). Duration sums are integer microseconds, so adding and
@@ -51,6 +55,7 @@ _ADD: dict[str, str] = {
     "memories_sum": (
         "CASE WHEN {r}.status != 'running' THEN coalesce({r}.memories_retrieved, 0) ELSE 0 END"
     ),
+    "retried": "({r}.attempt = 2)",
 }
 #: Extreme columns: name -> (the row's value, the aggregate, the comparison that replaces it).
 _EXTREME: dict[str, tuple[str, str, str]] = {
@@ -72,6 +77,7 @@ _WATCHED = (
     "duration_ms",
     "memories_retrieved",
     "retrieval_sources",
+    "stack_hash",
 )
 
 DDL = (
@@ -105,6 +111,13 @@ DDL = (
         source TEXT NOT NULL,
         uses INTEGER NOT NULL,
         PRIMARY KEY (hour, task_slug, source)
+    ) WITHOUT ROWID""",
+    f"""CREATE TABLE {ERRORS} (
+        hour TEXT NOT NULL,
+        task_slug TEXT NOT NULL,
+        stack_hash TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        PRIMARY KEY (hour, task_slug, stack_hash)
     ) WITHOUT ROWID""",
 )
 
@@ -147,6 +160,10 @@ def _add_statements(r: str) -> list[str]:
         f"THEN {r}.retrieval_sources END) AS j "
         f"WHERE {r}.status != 'running' AND j.type NOT IN ('null', 'object', 'array') "
         "ON CONFLICT (hour, task_slug, source) DO UPDATE SET uses = uses + 1",
+        f"INSERT INTO {ERRORS} (hour, task_slug, stack_hash, failures) "
+        f"SELECT {_hour(r)}, {r}.task_slug, {r}.stack_hash, 1 "
+        f"WHERE {_FAILED.format(r=r)} AND {r}.stack_hash IS NOT NULL "
+        "ON CONFLICT (hour, task_slug, stack_hash) DO UPDATE SET failures = failures + 1",
     ]
 
 
@@ -189,6 +206,9 @@ def _remove_statements(r: str, moved: str = "1") -> list[str]:
         "AND j.type NOT IN ('null', 'object', 'array')) "
         f"WHERE {key} AND {r}.status != 'running'",
         f"DELETE FROM {SOURCES} WHERE {key} AND uses <= 0",
+        f"UPDATE {ERRORS} SET failures = failures - 1 WHERE {key} "
+        f"AND stack_hash = {r}.stack_hash AND {_FAILED.format(r=r)}",
+        f"DELETE FROM {ERRORS} WHERE {key} AND failures <= 0",
     ]
 
 
@@ -255,6 +275,14 @@ def _sources_select(where: str) -> str:
     )
 
 
+def _errors_select(where: str) -> str:
+    return (
+        f"SELECT {_hour('t')} AS hour, t.task_slug, t.stack_hash, count(*) AS failures "
+        f"FROM task_executions AS t WHERE {_FAILED.format(r='t')} "
+        f"AND t.stack_hash IS NOT NULL AND ({where}) GROUP BY 1, 2, 3"
+    )
+
+
 def _merge(table: str, key: Sequence[str], select: str, columns: Sequence[str]) -> str:
     """INSERT the select's rows, adding them to rows already there (extremes kept)."""
     sets = []
@@ -295,6 +323,10 @@ def add_rows(conn: sqlite3.Connection, where: str = "1", params: Sequence[object
         _merge(SOURCES, ("hour", "task_slug", "source"), _sources_select(where), ["uses"]),
         params,
     )
+    conn.execute(
+        _merge(ERRORS, ("hour", "task_slug", "stack_hash"), _errors_select(where), ["failures"]),
+        params,
+    )
 
 
 def refresh(conn: sqlite3.Connection, first: str | None = None, last: str | None = None) -> None:
@@ -306,7 +338,7 @@ def refresh(conn: sqlite3.Connection, first: str | None = None, last: str | None
         add_rows(conn)
         return
     lo, hi = first or "", (last or "9999-12-31T23") + ":99"
-    for table in (HOURLY, DURATIONS_HOURLY, SOURCES):
+    for table in (HOURLY, DURATIONS_HOURLY, SOURCES, ERRORS):
         conn.execute(f"DELETE FROM {table} WHERE hour >= ? AND hour < ?", (lo, hi))
     conn.execute(f"DELETE FROM {DURATIONS_DAILY} WHERE day >= ? AND day <= ?", (lo[:10], hi[:10]))
     add_rows(conn, "t.started_at >= ? AND t.started_at < ?", (lo, hi))
@@ -329,13 +361,23 @@ _KEYS = {
     DURATIONS_HOURLY: ("hour", "task_slug", "bin"),
     DURATIONS_DAILY: ("day", "task_slug", "bin"),
     SOURCES: ("hour", "task_slug", "source"),
+    ERRORS: ("hour", "task_slug", "stack_hash"),
 }
 _VALUES = {
     HOURLY: [*_ADD, *_EXTREME],
     DURATIONS_HOURLY: ["n"],
     DURATIONS_DAILY: ["n"],
     SOURCES: ["uses"],
+    ERRORS: ["failures"],
 }
+#: The positions ``Tally.add`` writes, by name: it uses the numbers for speed.
+_LAYOUT = (
+    "attempts running success failed timeout cancelled abandoned runs retries recovered dur_n "
+    "dur_sum_us ended retrieval_n retrieval_hits memories_sum retried max_attempt dur_min "
+    "dur_max memories_max"
+).split()
+assert [*_ADD, *_EXTREME] == _LAYOUT and list(STATUSES) == _LAYOUT[1:7]
+_FAILURES = frozenset(("failed", "timeout", "abandoned"))
 _STATUS_AT = {s: 1 + i for i, s in enumerate(STATUSES)}
 _FIELDS = operator.itemgetter(
     *(
@@ -348,6 +390,7 @@ _FIELDS = operator.itemgetter(
             "duration_ms",
             "memories_retrieved",
             "retrieval_sources",
+            "stack_hash",
         )
     )
 )
@@ -373,6 +416,7 @@ class Tally:
         self.bins_d: dict[tuple[str, str, int], int] = {}
         self.sources: dict[tuple[str, str, str], int] = {}
         self._parsed: dict[str, list[str]] = {}
+        self.errors: dict[tuple[str, str, str], int] = {}
 
     def add(
         self,
@@ -384,33 +428,33 @@ class Tally:
     ) -> None:
         """Count one encoded row (``rows.COLUMNS`` order). (Locals bound as defaults: this
         runs once per row of a bulk load.)"""
-        started, slug, status, attempt, ms, memories, sources = _fields(row)
+        started, slug, status, attempt, ms, memories, sources, stack = _fields(row)
         hour = started[:13]
         key = (hour, slug)
         v = self.hours.get(key)
         if v is None:
-            v = self.hours[key] = [0] * 16 + [None] * 4
-        # positions follow _ADD then _EXTREME: attempts, 6 statuses, runs, retries, recovered,
-        # dur_n, dur_sum_us, ended, retrieval_n, retrieval_hits, memories_sum | max_attempt,
-        # dur_min, dur_max, memories_max
+            v = self.hours[key] = [0] * 17 + [None] * 4
+        # positions follow _ADD then _EXTREME (checked by _LAYOUT below)
         v[0] += 1
         v[_status_at[status]] += 1
         if attempt == 1:
             v[7] += 1
         elif attempt > 1:
             v[8] += 1
+            if attempt == 2:
+                v[16] += 1
             if status == "success":
                 v[9] += 1
-        if v[16] is None or attempt > v[16]:
-            v[16] = attempt
+        if v[17] is None or attempt > v[17]:
+            v[17] = attempt
         if ms is not None:
             v[10] += 1
             x = ms * 1000
             v[11] += int(x + 0.5) if x >= 0 else int(x - 0.5)
-            if v[17] is None or ms < v[17]:
-                v[17] = ms
-            if v[18] is None or ms > v[18]:
+            if v[18] is None or ms < v[18]:
                 v[18] = ms
+            if v[19] is None or ms > v[19]:
+                v[19] = ms
             b = _ceil(_log(ms if ms > MIN_MS else MIN_MS) / LN_GAMMA)
             bins = self.bins_h
             hk = (hour, slug, b)
@@ -418,6 +462,9 @@ class Tally:
             bins = self.bins_d
             dk = (started[:10], slug, b)
             bins[dk] = bins.get(dk, 0) + 1
+        if stack is not None and status in _FAILURES:
+            ek = (hour, slug, stack)
+            self.errors[ek] = self.errors.get(ek, 0) + 1
         if status != "running":
             v[12] += 1
             if memories is not None:
@@ -425,8 +472,8 @@ class Tally:
                 if memories > 0:
                     v[14] += 1
                 v[15] += memories
-                if v[19] is None or memories > v[19]:
-                    v[19] = memories
+                if v[20] is None or memories > v[20]:
+                    v[20] = memories
             if sources:
                 names = self._parsed.get(sources)
                 if names is None:  # a few distinct lists recur: parse each once
@@ -446,6 +493,7 @@ class Tally:
             DURATIONS_HOURLY: [(*k, n) for k, n in self.bins_h.items()],
             DURATIONS_DAILY: [(*k, n) for k, n in self.bins_d.items()],
             SOURCES: [(*k, n) for k, n in self.sources.items()],
+            ERRORS: [(*k, n) for k, n in self.errors.items()],
         }
 
     def write(self, conn: sqlite3.Connection, schema: str = "main") -> None:
@@ -514,6 +562,7 @@ def verify(conn: sqlite3.Connection) -> list[Difference]:
         ),
         *_compare(conn, DURATIONS_DAILY, f"SELECT * FROM {DURATIONS_DAILY}", daily),
         *_compare(conn, SOURCES, f"SELECT * FROM {SOURCES}", _sources_select("1")),
+        *_compare(conn, ERRORS, f"SELECT * FROM {ERRORS}", _errors_select("1")),
     ]
 
 

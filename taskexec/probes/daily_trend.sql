@@ -1,49 +1,78 @@
 -- title: Daily trend per task
--- description: Day by task: attempts, failures, failure rate, and p50/p95 duration (ms). The series behind the dashboard's charts.
+-- description: Day by task: finished attempts, failures, failure rate, and p50/p95 duration (ms, from the rollups' histogram: within 1% of exact). The series behind the dashboard's charts.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param task_slug: Only this task (empty: all tasks) |
 WITH w AS (
-    SELECT te_since(:since, '7d') AS since
+    -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
+    -- it starts in from the raw rows: exact for any start, whatever the table's size.
+    SELECT
+        since,
+        CASE WHEN substr(since, 14) = ':00:00.000000Z' THEN substr(since, 1, 13)
+            ELSE strftime('%Y-%m-%dT%H', since, '+1 hour') END AS whole,
+        CASE WHEN substr(since, 11) = 'T00:00:00.000000Z' THEN substr(since, 1, 10)
+            ELSE date(since, '+1 day') END AS whole_day
+    FROM (SELECT te_since(:since, '7d') AS since)
 ),
--- MATERIALIZED: read the covering index (started_at, task_slug, status, duration_ms) once.
-base AS MATERIALIZED (
+-- The part-hour at the window's start, from the raw rows.
+edge AS MATERIALIZED (
     SELECT substr(started_at, 1, 10) AS day, task_slug, status, duration_ms
     FROM task_executions, w
-    WHERE started_at >= w.since
-        AND status != 'running'
+    WHERE started_at >= w.since AND started_at < w.whole AND status != 'running'
         AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
 ),
-counts AS MATERIALIZED (
-    SELECT
-        day,
-        task_slug,
-        count(*) AS attempts,
-        sum(status IN ('failed', 'timeout', 'abandoned')) AS failures,
-        count(duration_ms) AS n
-    FROM base
+counts AS (
+    SELECT day, task_slug, sum(ended) AS attempts, sum(failures) AS failures, max(max_ms) AS max_ms
+    FROM (
+        SELECT
+            substr(hour, 1, 10) AS day,
+            task_slug,
+            ended,
+            failed + timeout + abandoned AS failures,
+            dur_max AS max_ms
+        FROM rollup_hourly, w
+        WHERE rollup_hourly.hour >= w.whole
+            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+        UNION ALL
+        SELECT day, task_slug, 1, status IN ('failed', 'timeout', 'abandoned'), duration_ms
+        FROM edge
+    )
     GROUP BY day, task_slug
 ),
-ranked AS (
+bins AS (
+    SELECT day, task_slug, bin, sum(n) AS n
+    FROM (
+        SELECT substr(hour, 1, 10) AS day, task_slug, bin, n
+        FROM rollup_durations_hourly, w
+        WHERE rollup_durations_hourly.hour >= w.whole AND rollup_durations_hourly.hour < w.whole_day
+            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+        UNION ALL
+        SELECT day, task_slug, bin, n
+        FROM rollup_durations_daily, w
+        WHERE rollup_durations_daily.day >= w.whole_day
+            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+        UNION ALL
+        SELECT day, task_slug, te_bin(duration_ms), 1 FROM edge WHERE duration_ms IS NOT NULL
+    )
+    GROUP BY day, task_slug, bin
+),
+-- Nearest rank from the histogram: the first bin whose running count reaches p * n.
+cum AS (
     SELECT
         day,
         task_slug,
-        duration_ms,
-        row_number() OVER (PARTITION BY day, task_slug ORDER BY duration_ms) AS rn
-    FROM base
-    WHERE duration_ms IS NOT NULL
+        bin,
+        sum(n) OVER (PARTITION BY day, task_slug ORDER BY bin) AS upto,
+        sum(n) OVER (PARTITION BY day, task_slug) AS total
+    FROM bins
 ),
--- Nearest rank: the smallest rn >= p * n. Only the rows at those ranks reach the GROUP BY.
 pct AS (
     SELECT
-        r.day,
-        r.task_slug,
-        min(CASE WHEN r.rn >= 0.50 * c.n THEN r.duration_ms END) AS p50_ms,
-        min(CASE WHEN r.rn >= 0.95 * c.n THEN r.duration_ms END) AS p95_ms
-    FROM ranked AS r
-    JOIN counts AS c ON c.day = r.day AND c.task_slug = r.task_slug
-    WHERE (r.rn >= 0.50 * c.n AND r.rn - 1 < 0.50 * c.n)
-        OR (r.rn >= 0.95 * c.n AND r.rn - 1 < 0.95 * c.n)
-    GROUP BY r.day, r.task_slug
+        day,
+        task_slug,
+        min(CASE WHEN upto >= 0.50 * total THEN bin END) AS b50,
+        min(CASE WHEN upto >= 0.95 * total THEN bin END) AS b95
+    FROM cum
+    GROUP BY day, task_slug
 )
 SELECT
     c.day,
@@ -51,8 +80,9 @@ SELECT
     c.attempts,
     c.failures,
     round(1.0 * c.failures / c.attempts, 4) AS failure_rate,
-    p.p50_ms,
-    p.p95_ms
+    min(te_bin_ms(p.b50), c.max_ms) AS p50_ms,
+    min(te_bin_ms(p.b95), c.max_ms) AS p95_ms
 FROM counts AS c
 LEFT JOIN pct AS p ON p.day = c.day AND p.task_slug = c.task_slug
+WHERE c.attempts > 0
 ORDER BY c.day, c.task_slug

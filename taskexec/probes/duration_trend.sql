@@ -1,61 +1,99 @@
 -- title: Duration percentiles per task over time
--- description: Day (or hour) by task: finished attempts with a duration and their nearest-rank p50, p95, p99 and max duration (ms). The series behind the duration-trend charts.
+-- description: Day (or hour) by task: finished attempts with a duration, their p50, p95, p99 (ms, from the rollups' histogram: within 1% of exact) and max duration (exact). The series behind the duration-trend charts.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param period: Bucket size: day or hour | day
 -- param task_slug: Only this task (empty: all tasks) |
 WITH w AS (
-    SELECT te_since(:since, '7d') AS since
-),
--- MATERIALIZED: one read of the covering index (started_at, task_slug, status, duration_ms).
-base AS MATERIALIZED (
+    -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
+    -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
-        CASE WHEN lower(coalesce(:period, '')) = 'hour'
-            THEN substr(started_at, 1, 13) || ':00:00Z'
-            ELSE substr(started_at, 1, 10)
-        END AS period,
+        since,
+        CASE WHEN substr(since, 14) = ':00:00.000000Z' THEN substr(since, 1, 13)
+            ELSE strftime('%Y-%m-%dT%H', since, '+1 hour') END AS whole,
+        CASE WHEN substr(since, 11) = 'T00:00:00.000000Z' THEN substr(since, 1, 10)
+            ELSE date(since, '+1 day') END AS whole_day,
+        lower(coalesce(:period, '')) = 'hour' AS hourly
+    FROM (SELECT te_since(:since, '7d') AS since)
+),
+-- The part-hour at the window's start, from the raw rows.
+edge AS MATERIALIZED (
+    SELECT
+        CASE WHEN w.hourly THEN substr(started_at, 1, 13) || ':00:00Z'
+            ELSE substr(started_at, 1, 10) END AS period,
         task_slug,
         duration_ms
     FROM task_executions, w
-    WHERE started_at >= w.since
+    WHERE started_at >= w.since AND started_at < w.whole AND duration_ms IS NOT NULL
         AND status != 'running'
-        AND duration_ms IS NOT NULL
         AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
 ),
-counts AS MATERIALIZED (
-    SELECT period, task_slug, count(*) AS n, max(duration_ms) AS max_ms
-    FROM base
+counts AS (
+    SELECT period, task_slug, sum(n) AS n, max(max_ms) AS max_ms
+    FROM (
+        SELECT
+            CASE WHEN w.hourly THEN hour || ':00:00Z' ELSE substr(hour, 1, 10) END AS period,
+            task_slug,
+            dur_n AS n,
+            dur_max AS max_ms
+        FROM rollup_hourly, w
+        WHERE rollup_hourly.hour >= w.whole AND dur_n > 0
+            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+        UNION ALL
+        SELECT period, task_slug, 1, duration_ms FROM edge
+    )
     GROUP BY period, task_slug
 ),
-ranked AS (
+-- Hours from the hourly histogram (all of them when hourly, else up to the first whole day),
+-- whole days from the daily one.
+bins AS (
+    SELECT period, task_slug, bin, sum(n) AS n
+    FROM (
+        SELECT
+            CASE WHEN w.hourly THEN hour || ':00:00Z' ELSE substr(hour, 1, 10) END AS period,
+            task_slug,
+            bin,
+            n
+        FROM rollup_durations_hourly, w
+        WHERE rollup_durations_hourly.hour >= w.whole
+            AND (w.hourly OR rollup_durations_hourly.hour < w.whole_day)
+            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+        UNION ALL
+        SELECT day, task_slug, bin, n
+        FROM rollup_durations_daily, w
+        WHERE NOT w.hourly AND rollup_durations_daily.day >= w.whole_day
+            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+        UNION ALL
+        SELECT period, task_slug, te_bin(duration_ms), 1 FROM edge
+    )
+    GROUP BY period, task_slug, bin
+),
+-- Nearest rank from the histogram: the first bin whose running count reaches p * n.
+cum AS (
     SELECT
         period,
         task_slug,
-        duration_ms,
-        row_number() OVER (PARTITION BY period, task_slug ORDER BY duration_ms) AS rn
-    FROM base
+        bin,
+        sum(n) OVER (PARTITION BY period, task_slug ORDER BY bin) AS upto,
+        sum(n) OVER (PARTITION BY period, task_slug) AS total
+    FROM bins
 ),
--- Nearest rank: the smallest rn >= p * n. Only the rows at those ranks reach the GROUP BY.
 pct AS (
     SELECT
-        r.period,
-        r.task_slug,
-        min(CASE WHEN r.rn >= 0.50 * c.n THEN r.duration_ms END) AS p50_ms,
-        min(CASE WHEN r.rn >= 0.95 * c.n THEN r.duration_ms END) AS p95_ms,
-        min(CASE WHEN r.rn >= 0.99 * c.n THEN r.duration_ms END) AS p99_ms
-    FROM ranked AS r
-    JOIN counts AS c ON c.period = r.period AND c.task_slug = r.task_slug
-    WHERE (r.rn >= 0.50 * c.n AND r.rn - 1 < 0.50 * c.n)
-        OR (r.rn >= 0.95 * c.n AND r.rn - 1 < 0.95 * c.n)
-        OR (r.rn >= 0.99 * c.n AND r.rn - 1 < 0.99 * c.n)
-    GROUP BY r.period, r.task_slug
+        period,
+        task_slug,
+        min(CASE WHEN upto >= 0.50 * total THEN bin END) AS b50,
+        min(CASE WHEN upto >= 0.95 * total THEN bin END) AS b95,
+        min(CASE WHEN upto >= 0.99 * total THEN bin END) AS b99
+    FROM cum
+    GROUP BY period, task_slug
 )
 SELECT
     c.period,
     c.task_slug,
     c.n AS runs,
-    p.p50_ms,
-    p.p95_ms,
-    p.p99_ms,
+    min(te_bin_ms(p.b50), c.max_ms) AS p50_ms,
+    min(te_bin_ms(p.b95), c.max_ms) AS p95_ms,
+    min(te_bin_ms(p.b99), c.max_ms) AS p99_ms,
     c.max_ms
 FROM counts AS c
 JOIN pct AS p ON p.period = c.period AND p.task_slug = c.task_slug
