@@ -34,3 +34,34 @@ def te_bin_ms(b: int | None) -> float | None:
     if b is None:
         return None
     return round(2 * GAMMA ** int(b) / (GAMMA + 1), 3)
+
+
+#: The percentiles ``Quantiles`` reads, in the order it answers them.
+QUANTILES = (0.50, 0.95, 0.99)
+
+
+class Quantiles:
+    """SQL aggregate ``te_quantiles(bin, n)``: nearest-rank p50, p95 and p99 of a merged
+    histogram, as the JSON array ``[p50, p95, p99]`` of ms (each the first bin whose running
+    count reaches p x total). SQLite's window functions take ~2 µs a row for the same answer."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+
+    def step(self, b: int | None, n: int | None) -> None:
+        if b is not None and n:
+            self.counts[b] = self.counts.get(b, 0) + n
+
+    def finalize(self) -> str | None:
+        if not self.counts:
+            return None
+        total = sum(self.counts.values())
+        out: list[float | None] = []
+        upto = 0
+        for b in sorted(self.counts):
+            upto += self.counts[b]
+            while len(out) < len(QUANTILES) and upto >= QUANTILES[len(out)] * total:
+                out.append(te_bin_ms(b))
+        return "[" + ", ".join(repr(v) for v in out) + "]"

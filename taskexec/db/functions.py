@@ -3,7 +3,8 @@
 - ``te_since(value, default)``: the start of a window in the one grammar of every face
   (``model.WINDOW_FORMS``); a bad value is an error, never a silent "no rows".
 - ``te_bin(ms)`` / ``te_bin_ms(bin)``: a duration's bin in the rollups' histogram and the value
-  that stands for a bin (``histogram.py``).
+  that stands for a bin; the aggregate ``te_quantiles(bin, n)``: p50, p95, p99 of merged bins
+  (``histogram.py``).
 
 SQLite cannot carry a Python exception's message out of a function ("user-defined function
 raised exception"), so each face checks its window parameters with ``model.window_start``
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..histogram import te_bin, te_bin_ms
+from ..histogram import Quantiles, te_bin, te_bin_ms
 from ..model import window_start
 
 
@@ -29,3 +30,4 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("te_since", 1, _te_since)
     conn.create_function("te_bin", 1, te_bin, deterministic=True)
     conn.create_function("te_bin_ms", 1, te_bin_ms, deterministic=True)
+    conn.create_aggregate("te_quantiles", 2, Quantiles)

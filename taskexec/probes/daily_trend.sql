@@ -38,40 +38,24 @@ counts AS (
     )
     GROUP BY day, task_slug
 ),
-bins AS (
-    SELECT day, task_slug, bin, sum(n) AS n
+-- Percentiles: whole days from the daily histogram (read in its key order), the first,
+-- partial day from its whole hours and the part-hour binned on the fly.
+q AS (
+    SELECT day, task_slug, te_quantiles(bin, n) AS q
+    FROM rollup_durations_daily, w
+    WHERE rollup_durations_daily.day >= w.whole_day
+        AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+    GROUP BY day, task_slug
+    UNION ALL
+    SELECT day, task_slug, te_quantiles(bin, n)
     FROM (
         SELECT substr(hour, 1, 10) AS day, task_slug, bin, n
         FROM rollup_durations_hourly, w
         WHERE rollup_durations_hourly.hour >= w.whole AND rollup_durations_hourly.hour < w.whole_day
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
-        SELECT day, task_slug, bin, n
-        FROM rollup_durations_daily, w
-        WHERE rollup_durations_daily.day >= w.whole_day
-            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
-        UNION ALL
         SELECT day, task_slug, te_bin(duration_ms), 1 FROM edge WHERE duration_ms IS NOT NULL
     )
-    GROUP BY day, task_slug, bin
-),
--- Nearest rank from the histogram: the first bin whose running count reaches p * n.
-cum AS (
-    SELECT
-        day,
-        task_slug,
-        bin,
-        sum(n) OVER (PARTITION BY day, task_slug ORDER BY bin) AS upto,
-        sum(n) OVER (PARTITION BY day, task_slug) AS total
-    FROM bins
-),
-pct AS (
-    SELECT
-        day,
-        task_slug,
-        min(CASE WHEN upto >= 0.50 * total THEN bin END) AS b50,
-        min(CASE WHEN upto >= 0.95 * total THEN bin END) AS b95
-    FROM cum
     GROUP BY day, task_slug
 )
 SELECT
@@ -80,9 +64,9 @@ SELECT
     c.attempts,
     c.failures,
     round(1.0 * c.failures / c.attempts, 4) AS failure_rate,
-    min(te_bin_ms(p.b50), c.max_ms) AS p50_ms,
-    min(te_bin_ms(p.b95), c.max_ms) AS p95_ms
+    min(json_extract(q.q, '$[0]'), c.max_ms) AS p50_ms,
+    min(json_extract(q.q, '$[1]'), c.max_ms) AS p95_ms
 FROM counts AS c
-LEFT JOIN pct AS p ON p.day = c.day AND p.task_slug = c.task_slug
+LEFT JOIN q ON q.day = c.day AND q.task_slug = c.task_slug
 WHERE c.attempts > 0
 ORDER BY c.day, c.task_slug

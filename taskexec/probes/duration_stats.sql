@@ -32,9 +32,9 @@ counts AS (
     )
     GROUP BY task_slug
 ),
--- Histogram: hours up to the first whole day, whole days, and the edge binned on the fly.
-bins AS (
-    SELECT task_slug, bin, sum(n) AS n
+-- Percentiles: hours up to the first whole day, whole days, and the part-hour binned.
+q AS (
+    SELECT task_slug, te_quantiles(bin, n) AS q
     FROM (
         SELECT task_slug, bin, n
         FROM rollup_durations_hourly, w
@@ -48,34 +48,16 @@ bins AS (
         UNION ALL
         SELECT task_slug, te_bin(duration_ms), 1 FROM edge
     )
-    GROUP BY task_slug, bin
-),
--- Nearest rank from the histogram: the first bin whose running count reaches p * n.
-cum AS (
-    SELECT
-        task_slug,
-        bin,
-        sum(n) OVER (PARTITION BY task_slug ORDER BY bin) AS upto,
-        sum(n) OVER (PARTITION BY task_slug) AS total
-    FROM bins
-),
-pct AS (
-    SELECT
-        task_slug,
-        min(CASE WHEN upto >= 0.50 * total THEN bin END) AS b50,
-        min(CASE WHEN upto >= 0.95 * total THEN bin END) AS b95,
-        min(CASE WHEN upto >= 0.99 * total THEN bin END) AS b99
-    FROM cum
     GROUP BY task_slug
 )
 SELECT
     c.task_slug,
     c.n AS runs,
     round(c.us / 1000.0 / c.n, 1) AS mean_ms,
-    min(te_bin_ms(p.b50), c.max_ms) AS p50_ms,
-    min(te_bin_ms(p.b95), c.max_ms) AS p95_ms,
-    min(te_bin_ms(p.b99), c.max_ms) AS p99_ms,
+    min(json_extract(q.q, '$[0]'), c.max_ms) AS p50_ms,
+    min(json_extract(q.q, '$[1]'), c.max_ms) AS p95_ms,
+    min(json_extract(q.q, '$[2]'), c.max_ms) AS p99_ms,
     c.max_ms
 FROM counts AS c
-JOIN pct AS p ON p.task_slug = c.task_slug
+JOIN q ON q.task_slug = c.task_slug
 ORDER BY p95_ms DESC

@@ -43,58 +43,42 @@ counts AS (
     )
     GROUP BY period, task_slug
 ),
--- Hours from the hourly histogram (all of them when hourly, else up to the first whole day),
--- whole days from the daily one.
-bins AS (
-    SELECT period, task_slug, bin, sum(n) AS n
+-- Percentiles: by hour, the hourly histogram (read in its key order); by day, whole days
+-- from the daily one and the first, partial day from its hours; the part-hour binned.
+q AS (
+    SELECT hour || ':00:00Z' AS period, task_slug, te_quantiles(bin, n) AS q
+    FROM rollup_durations_hourly, w
+    -- (the period picks the branch through the key ranges, so the other branch reads nothing)
+    WHERE rollup_durations_hourly.hour >= CASE WHEN w.hourly THEN w.whole ELSE '9999' END
+        AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+    GROUP BY hour, task_slug
+    UNION ALL
+    SELECT day, task_slug, te_quantiles(bin, n)
+    FROM rollup_durations_daily, w
+    WHERE rollup_durations_daily.day >= CASE WHEN w.hourly THEN '9999' ELSE w.whole_day END
+        AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
+    GROUP BY day, task_slug
+    UNION ALL
+    SELECT period, task_slug, te_quantiles(bin, n)
     FROM (
-        SELECT
-            CASE WHEN w.hourly THEN hour || ':00:00Z' ELSE substr(hour, 1, 10) END AS period,
-            task_slug,
-            bin,
-            n
+        SELECT substr(hour, 1, 10) AS period, task_slug, bin, n
         FROM rollup_durations_hourly, w
         WHERE rollup_durations_hourly.hour >= w.whole
-            AND (w.hourly OR rollup_durations_hourly.hour < w.whole_day)
-            AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
-        UNION ALL
-        SELECT day, task_slug, bin, n
-        FROM rollup_durations_daily, w
-        WHERE NOT w.hourly AND rollup_durations_daily.day >= w.whole_day
+            AND rollup_durations_hourly.hour < CASE WHEN w.hourly THEN '' ELSE w.whole_day END
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT period, task_slug, te_bin(duration_ms), 1 FROM edge
     )
-    GROUP BY period, task_slug, bin
-),
--- Nearest rank from the histogram: the first bin whose running count reaches p * n.
-cum AS (
-    SELECT
-        period,
-        task_slug,
-        bin,
-        sum(n) OVER (PARTITION BY period, task_slug ORDER BY bin) AS upto,
-        sum(n) OVER (PARTITION BY period, task_slug) AS total
-    FROM bins
-),
-pct AS (
-    SELECT
-        period,
-        task_slug,
-        min(CASE WHEN upto >= 0.50 * total THEN bin END) AS b50,
-        min(CASE WHEN upto >= 0.95 * total THEN bin END) AS b95,
-        min(CASE WHEN upto >= 0.99 * total THEN bin END) AS b99
-    FROM cum
     GROUP BY period, task_slug
 )
 SELECT
     c.period,
     c.task_slug,
     c.n AS runs,
-    min(te_bin_ms(p.b50), c.max_ms) AS p50_ms,
-    min(te_bin_ms(p.b95), c.max_ms) AS p95_ms,
-    min(te_bin_ms(p.b99), c.max_ms) AS p99_ms,
+    min(json_extract(q.q, '$[0]'), c.max_ms) AS p50_ms,
+    min(json_extract(q.q, '$[1]'), c.max_ms) AS p95_ms,
+    min(json_extract(q.q, '$[2]'), c.max_ms) AS p99_ms,
     c.max_ms
 FROM counts AS c
-JOIN pct AS p ON p.period = c.period AND p.task_slug = c.task_slug
+JOIN q ON q.period = c.period AND q.task_slug = c.task_slug
 ORDER BY c.period, c.task_slug
