@@ -306,10 +306,10 @@ def test_probe_lists_slots_run_more_than_once(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 shell not installed")
-def test_probe_runs_unchanged_in_the_sqlite3_shell(tmp_path):
+def test_probe_runs_in_the_sqlite3_shell(tmp_path):
     db = _probe_db(tmp_path)
-    sql = probes.get("slots_run_more_than_once").sql
-    script = f".parameter set :since '2025-11-01T00:00:00Z'\n{sql};\n"
+    sql = probes.get("slots_run_more_than_once").portable_sql({"since": "2025-11-01T00:00:00Z"})
+    script = f".parameter set :limit NULL\n{sql};\n"
     out = subprocess.run(
         ["sqlite3", "-csv", str(db)], input=script, capture_output=True, text=True, check=True
     )

@@ -19,7 +19,9 @@ validated when they are built, and the checks cost about 4.5 µs a row.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import operator
 import os
 import signal
 import sqlite3
@@ -27,7 +29,7 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,22 +205,29 @@ def load_direct(db: Handle, records: Iterable[TaskExecution]) -> BulkResult:
 
 def _write_rows(
     conn: sqlite3.Connection,
-    records: Sequence[TaskExecution],
+    records: Iterable[TaskExecution],
     first_id: int,
     created: str,
     tally: rollups.Tally,
-) -> None:
+) -> int:
     """Prepare and insert records with ids from ``first_id`` (the ids they will keep), and
     count them into ``tally`` (the rollups, whose triggers are off during the load)."""
     add = tally.add
+    written = 0
 
     def prepared() -> Iterator[tuple[Any, ...]]:
-        for i, r in enumerate(records, first_id):
+        nonlocal written
+        for written, r in enumerate(records, 1):  # noqa: B007 - counted for the caller
             row = encode_record(r, created)
             add(row)
-            yield (i, *row)
+            yield (first_id + written - 1, *row)
 
     conn.executemany(INSERT_WITH_ID, prepared())
+    return written
+
+
+#: One part of a parallel load: the first id its rows take, and what yields its rows.
+Part = tuple[int, Callable[[], Iterable[TaskExecution]]]
 
 
 @dataclass
@@ -227,18 +236,23 @@ class _Job:
 
     pid: int
     errors: int  # read end of a pipe: the worker's error, or end-of-file when it exits
-    records: Sequence[TaskExecution]
+    records: Callable[[], Iterable[TaskExecution]]
     first_id: int
+    count_fd: int  # read end of a pipe: how many rows the worker wrote
     done: bool = False
 
 
-def _fork(path: str, records: Sequence[TaskExecution], first_id: int, created: str) -> _Job:
+def _fork(
+    path: str, records: Callable[[], Iterable[TaskExecution]], first_id: int, created: str
+) -> _Job:
+    counted, count_w = os.pipe()
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the worker: fill the part's file, report, and leave without any cleanup
         code = 1
         try:
             os.close(read)
+            os.close(counted)
             conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: no journal, no fsync
@@ -246,12 +260,13 @@ def _fork(path: str, records: Sequence[TaskExecution], first_id: int, created: s
             conn.execute("PRAGMA ignore_check_constraints = ON")  # as in _load_transaction
             conn.execute("BEGIN")
             tally = rollups.Tally()
-            _write_rows(conn, records, first_id, created, tally)
+            written = _write_rows(conn, records(), first_id, created, tally)
             for sql in rollups.DDL:
                 conn.execute(sql)
             tally.write(conn)
             conn.execute("COMMIT")
             conn.close()
+            os.write(count_w, str(written).encode())
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which redoes it
             with contextlib.suppress(OSError):
@@ -259,17 +274,22 @@ def _fork(path: str, records: Sequence[TaskExecution], first_id: int, created: s
         finally:
             os._exit(code)
     os.close(write)
-    return _Job(pid, read, records, first_id)
+    os.close(count_w)
+    return _Job(pid, read, records, first_id, counted)
 
 
-def _wait(job: _Job) -> str | None:
-    """Wait for a worker; None when it succeeded, else what went wrong."""
+def _wait(job: _Job) -> tuple[str | None, int]:
+    """Wait for a worker: (None, rows written) when it succeeded, else (what went wrong, 0)."""
     with os.fdopen(job.errors, "rb") as pipe:
         error = pipe.read().decode(errors="replace")
+    with os.fdopen(job.count_fd, "rb") as pipe:
+        written = pipe.read().decode() or "0"
     _, status = os.waitpid(job.pid, 0)
     job.done = True
     code = os.waitstatus_to_exitcode(status)
-    return None if code == 0 else (error or f"worker exited with {code}")
+    if code == 0:
+        return None, int(written)
+    return (error or f"worker exited with {code}"), 0
 
 
 def _scratch(path: str, table_sql: str) -> None:
@@ -291,7 +311,22 @@ def load_parallel(db: Handle, records: Sequence[TaskExecution], workers: int) ->
     # Equal parts: this process skips the fork but also indexes its part's text while it waits.
     size = max(1, -(-len(accepted) // workers))
     bounds = [*range(0, len(accepted), size), len(accepted)]
-    parts = [(a + 1, accepted[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
+    parts: list[Part] = [
+        (a + 1, functools.partial(operator.getitem, accepted, slice(a, b)))
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
+    inserted = load_parts(db, parts)
+    return BulkResult(inserted, duplicates + len(accepted) - inserted)
+
+
+def load_parts(db: Handle, parts: Sequence[Part]) -> int:
+    """Load parts made apart (this process makes the first, forked workers the others) into
+    an empty table, each part's rows with ids from its first id on; returns the rows inserted.
+
+    The parts must not repeat a key (a list is checked by ``load_parallel``; a generator such
+    as the demo's promises it). If another writer got rows in first, they go in by value
+    with conflicts ignored. Each worker writes a scratch file that is then copied in."""
     table_sql = db.conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'task_executions'"
     ).fetchone()[0]
@@ -304,43 +339,47 @@ def load_parallel(db: Handle, records: Sequence[TaskExecution], workers: int) ->
             _scratch(path, table_sql)
         with _load_transaction(db, paths) as load:
             if not load.empty:  # another writer got in first: insert by value, its rows win
-                inserted = _insert_by_value(db.conn, accepted)
-            else:
-                jobs = [
-                    _fork(p, part, first, created)
-                    for p, (first, part) in zip(paths, parts[1:], strict=True)
-                ]
-                try:
-                    _write_rows(db.conn, parts[0][1], 1, created, load.tally)
-                    # Workers take a little longer (fork, copied pages): index this part's text
-                    # meanwhile, so the wait does some of the final work.
-                    db.conn.execute(migrations.FTS_FILL, (0,))
-                    load.fts_after = len(parts[0][1])
-                    for i, job in enumerate(jobs, 1):
-                        error = _wait(job)
-                        if error is None:
-                            # Identical table, no index or trigger on the target: SQLite copies
-                            # the stored rows as they are, in id order.
-                            db.conn.execute(
-                                "INSERT INTO main.task_executions "
-                                f"SELECT * FROM part{i}.task_executions"
-                            )
-                            rollups.merge_from(db.conn, f"part{i}")
-                        else:  # redo it here: a data problem then raises where it belongs
-                            warnings.warn(
-                                f"a bulk-load worker failed, so its part is redone here: {error}",
-                                RuntimeWarning,
-                                stacklevel=4,
-                            )
-                            _write_rows(db.conn, job.records, job.first_id, created, load.tally)
-                finally:  # on an error or interrupt, stop the workers still running
-                    for job in (j for j in jobs if not j.done):
-                        with contextlib.suppress(OSError):
-                            os.kill(job.pid, signal.SIGKILL)
-                            os.waitpid(job.pid, 0)
-                            os.close(job.errors)
-                inserted = len(accepted)
-    return BulkResult(inserted, duplicates + len(accepted) - inserted)
+                every = itertools.chain.from_iterable(make() for _, make in parts)
+                return _insert_by_value(db.conn, every)
+            jobs = [
+                _fork(p, make, first, created)
+                for p, (first, make) in zip(paths, parts[1:], strict=True)
+            ]
+            try:
+                first, make = parts[0]
+                inserted = _write_rows(db.conn, make(), first, created, load.tally)
+                # Workers take a little longer (fork, copied pages): index this part's text
+                # meanwhile, so the wait does some of the final work.
+                db.conn.execute(migrations.FTS_FILL, (0,))
+                load.fts_after = first + inserted - 1
+                for i, job in enumerate(jobs, 1):
+                    error, written = _wait(job)
+                    if error is None:
+                        # Identical table, no index or trigger on the target: SQLite copies
+                        # the stored rows as they are, in id order.
+                        db.conn.execute(
+                            "INSERT INTO main.task_executions "
+                            f"SELECT * FROM part{i}.task_executions"
+                        )
+                        rollups.merge_from(db.conn, f"part{i}")
+                        inserted += written
+                    else:  # redo it here: a data problem then raises where it belongs
+                        warnings.warn(
+                            f"a bulk-load worker failed, so its part is redone here: {error}",
+                            RuntimeWarning,
+                            stacklevel=4,
+                        )
+                        inserted += _write_rows(
+                            db.conn, job.records(), job.first_id, created, load.tally
+                        )
+            finally:  # on an error or interrupt, stop the workers still running
+                for job in (j for j in jobs if not j.done):
+                    with contextlib.suppress(OSError):
+                        os.kill(job.pid, signal.SIGKILL)
+                        os.waitpid(job.pid, 0)
+                        os.close(job.errors)
+                        os.close(job.count_fd)
+    return inserted
 
 
 def load_into_empty(

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import STATUSES
 from ..histogram import BIN_SQL, LN_GAMMA, MIN_MS
+from ..model import STATUSES
 from .rows import COL
 
 HOURLY = "rollup_hourly"
@@ -371,11 +371,29 @@ _VALUES = {
     ERRORS: ["failures"],
 }
 #: The positions ``Tally.add`` writes, by name: it uses the numbers for speed.
-_LAYOUT = (
-    "attempts running success failed timeout cancelled abandoned runs retries recovered dur_n "
-    "dur_sum_us ended retrieval_n retrieval_hits memories_sum retried max_attempt dur_min "
-    "dur_max memories_max"
-).split()
+_LAYOUT = [
+    "attempts",
+    "running",
+    "success",
+    "failed",
+    "timeout",
+    "cancelled",
+    "abandoned",
+    "runs",
+    "retries",
+    "recovered",
+    "dur_n",
+    "dur_sum_us",
+    "ended",
+    "retrieval_n",
+    "retrieval_hits",
+    "memories_sum",
+    "retried",
+    "max_attempt",
+    "dur_min",
+    "dur_max",
+    "memories_max",
+]
 assert [*_ADD, *_EXTREME] == _LAYOUT and list(STATUSES) == _LAYOUT[1:7]
 _FAILURES = frozenset(("failed", "timeout", "abandoned"))
 _STATUS_AT = {s: 1 + i for i, s in enumerate(STATUSES)}

@@ -58,6 +58,11 @@ INDEXES: dict[str, str] = {
         "CREATE INDEX ix_te_error_type ON task_executions (error_type) WHERE error_type IS NOT NULL"
     ),
     "ix_te_provenance": "CREATE INDEX ix_te_provenance ON task_executions (provenance)",
+    # Slots a task ran more than once: first attempts by slot, newest first, index-only.
+    "ix_te_slots": (
+        "CREATE INDEX ix_te_slots ON task_executions (scheduled_at, task_id) "
+        "WHERE attempt = 1 AND scheduled_at IS NOT NULL"
+    ),
     # Covering index for windowed aggregates (rates, durations by day and task).
     "ix_te_started_cover": (
         "CREATE INDEX ix_te_started_cover ON task_executions "
@@ -320,9 +325,12 @@ def m005_schedules_and_alerts(db: sqlite3.Connection) -> None:
 @migration
 def m006_rollups(db: sqlite3.Connection) -> None:
     """Rollups per task and hour (``db/rollups.py``): their tables, filled from the rows there,
-    and the triggers that keep them exact. Their DDL ships with this migration: a later change
-    to ``rollups.DDL`` or ``rollups.TRIGGERS`` needs a migration of its own."""
+    and the triggers that keep them exact; and ``ix_te_slots`` (slots run more than once).
+    Their DDL ships with this migration: a later change to ``rollups.DDL`` or
+    ``rollups.TRIGGERS`` needs a migration of its own."""
     rollups.create(db)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ix_te_slots'").fetchone() is None:
+        db.execute(INDEXES["ix_te_slots"])
 
 
 def applied(db: sqlite3.Connection) -> set[str]:

@@ -7,6 +7,7 @@ table from ``bulkload``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -290,6 +291,16 @@ class Store:
         if total.inserted:
             self.conn.execute("PRAGMA optimize")
         return total
+
+    def append_parts(self, parts: Sequence[bulkload.Part]) -> BulkResult:
+        """Load records made in parts (each: its first id, a function yielding its rows; see
+        ``ingest.demo.parts``): into an empty table, forked workers make and write all but the
+        first part at once; otherwise they go in like ``append_many``."""
+        if self.conn.execute("SELECT 1 FROM task_executions LIMIT 1").fetchone() is None:
+            inserted = bulkload.load_parts(self._db, parts)
+            analyze(self.conn)
+            return BulkResult(inserted, 0)
+        return self.append_many(itertools.chain.from_iterable(make() for _, make in parts))
 
     def _append_batch(self, records: list[TaskExecution]) -> BulkResult:
         created = format_ts(utcnow())

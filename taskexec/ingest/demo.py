@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -135,16 +135,35 @@ def default_anchor() -> datetime:
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def generate(
-    runs: int = 20_000, days: int = 30, seed: int = 7, end: datetime | None = None
-) -> Iterator[TaskExecution]:
-    """Yield the attempts of ``runs`` logical runs spread over ``days`` days ending at ``end``."""
+#: Runs per block: each block after the first draws from its own seeded stream, so blocks can
+#: be generated apart (in parallel, by ``parts``) and still give the same rows.
+BLOCK = 50_000
+#: At most this many attempts per run (the ids a part of the demo may use).
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every block of one demo shares: its period, bugs, weights and salts."""
+
+    runs: int
+    start: datetime
+    step: float
+    bugs: list[Bug]
+    phases: list[float]
+    candidates: dict[tuple[str, float], list[Bug]]
+    cum_weights: list[float]
+    trace_salt: int
+    span_salt: int
+    salt: bytes
+
+
+def _plan(runs: int, days: int, seed: int, end: datetime | None) -> tuple[_Plan, random.Random]:
     rng = random.Random(seed)
     end = end or default_anchor()
     start = end - timedelta(days=days)
     span_us = days * 86_400_000_000
     bugs = make_bugs(rng)
-    cum_weights = list(itertools.accumulate(t.weight for t in TASKS))
     # Bugs each task can hit, by how far into the period we are (recent bugs join late).
     phases = sorted({b.introduced for b in bugs})
     candidates = {
@@ -153,15 +172,80 @@ def generate(
         for t in TASKS
         for phase in phases
     }
-    step = span_us / max(runs, 1)
-    hosts = [f"worker-{i}" for i in range(1, 5)]
     # Ids are salted with everything that makes this database, so no other one shares them.
     salt = hashlib.sha256(f"demo\x1f{seed}\x1f{runs}\x1f{days}\x1f{format_ts(end)}".encode())
-    trace_salt = int.from_bytes(salt.digest()[:16], "big")
-    span_salt = int.from_bytes(salt.digest()[16:24], "big")
-    twice = random.Random(salt.digest())  # its own stream: the main one draws as it always did
+    plan = _Plan(
+        runs=runs,
+        start=start,
+        step=span_us / max(runs, 1),
+        bugs=bugs,
+        phases=phases,
+        candidates=candidates,
+        cum_weights=list(itertools.accumulate(t.weight for t in TASKS)),
+        trace_salt=int.from_bytes(salt.digest()[:16], "big"),
+        span_salt=int.from_bytes(salt.digest()[16:24], "big"),
+        salt=salt.digest(),
+    )
+    return plan, rng
+
+
+def _block(plan: _Plan, block: int, rng: random.Random | None = None) -> Iterator[TaskExecution]:
+    """The attempts of the runs of one block (the first continues the plan's own stream)."""
+    if rng is None:
+        rng = random.Random(hashlib.sha256(plan.salt + b"block%d" % block).digest())
+    twice = random.Random(plan.salt if block == 0 else plan.salt + b"twice%d" % block)
+    first = block * BLOCK
+    yield from _runs(plan, rng, twice, first, min(plan.runs, first + BLOCK))
+
+
+def generate(
+    runs: int = 20_000, days: int = 30, seed: int = 7, end: datetime | None = None
+) -> Iterator[TaskExecution]:
+    """Yield the attempts of ``runs`` logical runs spread over ``days`` days ending at ``end``."""
+    plan, rng = _plan(runs, days, seed, end)
+    for block in range(-(-runs // BLOCK)):
+        yield from _block(plan, block, rng if block == 0 else None)
+
+
+def parts(
+    runs: int, days: int, seed: int, end: datetime | None, count: int
+) -> list[tuple[int, Callable[[], Iterator[TaskExecution]]]]:
+    """``generate`` cut into ``count`` parts that can be made apart (in other processes): each
+    is (the first id its rows may take, a function yielding its rows), in order, and together
+    they yield exactly what ``generate`` yields. A part's ids stay below the next part's."""
+    plan, _ = _plan(runs, days, seed, end)
+    blocks = -(-runs // BLOCK)
+    size = max(1, -(-blocks // max(1, count)))
+    out: list[tuple[int, Callable[[], Iterator[TaskExecution]]]] = []
+    for lo in range(0, blocks, size):
+        hi = min(blocks, lo + size)
+
+        def make(lo: int = lo, hi: int = hi) -> Iterator[TaskExecution]:
+            for block in range(lo, hi):
+                # the first block continues the stream that made the bugs
+                yield from _block(plan, block, _first_stream(seed) if block == 0 else None)
+
+        out.append((lo * BLOCK * MAX_ATTEMPTS + 1, make))
+    return out
+
+
+def _first_stream(seed: int) -> random.Random:
+    """The main stream as the first block finds it: just past the bugs."""
+    rng = random.Random(seed)
+    make_bugs(rng)
+    return rng
+
+
+def _runs(
+    plan: _Plan, rng: random.Random, twice: random.Random, first: int, stop: int
+) -> Iterator[TaskExecution]:
+    """The attempts of runs ``first`` to ``stop - 1``."""
+    runs, start, step = plan.runs, plan.start, plan.step
+    cum_weights, phases, candidates = plan.cum_weights, plan.phases, plan.candidates
+    trace_salt, span_salt = plan.trace_salt, plan.span_salt
+    hosts = [f"worker-{i}" for i in range(1, 5)]
     previous_slot: tuple[DemoTask, datetime] | None = None
-    for i in range(runs):
+    for i in range(first, stop):
         task = rng.choices(TASKS, cum_weights=cum_weights)[0]
         frac = i / max(runs, 1)
         scheduled = start + timedelta(microseconds=int(i * step))
@@ -210,6 +294,8 @@ def generate(
                 break
             previous = span_id
             t = t + timedelta(milliseconds=duration + _randint(rng, 1000, 30000))
+
+
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
