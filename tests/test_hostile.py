@@ -719,6 +719,7 @@ _DB_COMMANDS = {
     "merge": lambda db: ["merge", "{good_db}", "--into", db],
     "doctor": lambda db: ["doctor", db],
     "replay": lambda db: ["replay", db],
+    "rollup": lambda db: ["rollup", db],
     "check": lambda db: ["check", db],
     "watch": lambda db: ["watch", db, "--times", "1", "--every", "1s"],
     "schedule": lambda db: ["schedule", "list", "--db", db],

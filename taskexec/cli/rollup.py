@@ -31,7 +31,7 @@ def rollup(db: str, action: str) -> None:
     Exit status: 0 when exact (or rebuilt), 1 when --verify finds a difference.
     """
     started = time.perf_counter()
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         if action == "rebuild":
             hours = store.rollup_rebuild()
             click.echo(f"rebuilt: {hours:,} task-hours ({time.perf_counter() - started:.1f} s)")

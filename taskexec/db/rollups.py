@@ -68,17 +68,6 @@ _EXTREME: dict[str, tuple[str, str, str]] = {
         ">",
     ),
 }
-#: Columns whose change moves a row's contribution (the update trigger watches them).
-_WATCHED = (
-    "started_at",
-    "task_slug",
-    "status",
-    "attempt",
-    "duration_ms",
-    "memories_retrieved",
-    "retrieval_sources",
-    "stack_hash",
-)
 
 DDL = (
     f"""CREATE TABLE {HOURLY} (
@@ -216,34 +205,68 @@ def _body(statements: Sequence[str]) -> str:
     return "BEGIN\n    " + ";\n    ".join(statements) + ";\nEND"
 
 
-_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in _WATCHED)
 _MOVED = "old.started_at IS NOT new.started_at OR old.task_slug IS NOT new.task_slug"
 
-#: The triggers that keep the rollups exact, by name (bulk loads drop and recreate them).
-TRIGGERS: dict[str, str] = {
-    "te_rollup_ai": (
-        "CREATE TRIGGER te_rollup_ai AFTER INSERT ON task_executions\n"
-        + _body(_add_statements("new"))
+#: Each part of the rollups: when a row counts in it, the columns whose change moves it, and
+#: which of the add / remove statements are its own. One trigger per part and kind of write,
+#: each with a WHEN, so a write runs only the statements it concerns (a running row: one).
+_PARTS: dict[str, tuple[str | None, tuple[str, ...], slice, slice]] = {
+    "counts": (
+        None,
+        ("status", "attempt", "duration_ms", "memories_retrieved"),
+        slice(0, 1),
+        slice(0, 3),
     ),
-    "te_rollup_ad": (
-        "CREATE TRIGGER te_rollup_ad AFTER DELETE ON task_executions\n"
-        + _body(_remove_statements("old"))
+    "durations": ("{r}.duration_ms IS NOT NULL", ("duration_ms",), slice(1, 3), slice(3, 7)),
+    "sources": (
+        "{r}.status != 'running' AND {r}.retrieval_sources IS NOT NULL",
+        ("status", "retrieval_sources"),
+        slice(3, 4),
+        slice(7, 9),
     ),
-    "te_rollup_au": (
-        f"CREATE TRIGGER te_rollup_au AFTER UPDATE OF {', '.join(_WATCHED)} "
-        f"ON task_executions WHEN {_CHANGED}\n"
-        # the old side recomputes an extreme the row held only if its value or bucket changed
-        + _body(
-            _remove_statements(
-                "old",
-                moved=f"{_MOVED} OR old.attempt IS NOT new.attempt OR old.duration_ms IS NOT "
-                "new.duration_ms OR old.memories_retrieved IS NOT new.memories_retrieved "
-                "OR old.status IS NOT new.status",
-            )
-            + _add_statements("new")
-        )
+    "errors": (
+        "{r}.stack_hash IS NOT NULL AND " + _FAILED,
+        ("status", "stack_hash"),
+        slice(4, 5),
+        slice(9, 11),
     ),
 }
+#: An extreme the old row held is read again only if its value or bucket changed.
+_EXTREME_MOVED = (
+    f"{_MOVED} OR old.attempt IS NOT new.attempt OR old.duration_ms IS NOT new.duration_ms "
+    "OR old.memories_retrieved IS NOT new.memories_retrieved OR old.status IS NOT new.status"
+)
+
+
+def _triggers() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part, (when, columns, adds, removes) in _PARTS.items():
+        on_insert = f" WHEN {when.format(r='new')}" if when else ""
+        on_delete = f" WHEN {when.format(r='old')}" if when else ""
+        out[f"te_rollup_{part}_ai"] = (
+            f"CREATE TRIGGER te_rollup_{part}_ai AFTER INSERT ON task_executions{on_insert}\n"
+            + _body(_add_statements("new")[adds])
+        )
+        out[f"te_rollup_{part}_ad"] = (
+            f"CREATE TRIGGER te_rollup_{part}_ad AFTER DELETE ON task_executions{on_delete}\n"
+            + _body(_remove_statements("old")[removes])
+        )
+        watched = ("started_at", "task_slug", *columns)
+        changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in watched)
+        either = f" AND ({when.format(r='old')} OR {when.format(r='new')})" if when else ""
+        out[f"te_rollup_{part}_au"] = (
+            f"CREATE TRIGGER te_rollup_{part}_au AFTER UPDATE OF {', '.join(watched)} "
+            f"ON task_executions WHEN ({changed}){either}\n"
+            + _body(
+                _remove_statements("old", moved=_EXTREME_MOVED)[removes]
+                + _add_statements("new")[adds]
+            )
+        )
+    return out
+
+
+#: The triggers that keep the rollups exact, by name (bulk loads drop and recreate them).
+TRIGGERS: dict[str, str] = _triggers()
 
 
 def _aggregate_select(where: str) -> str:
@@ -515,12 +538,21 @@ class Tally:
         }
 
     def write(self, conn: sqlite3.Connection, schema: str = "main") -> None:
-        """Add the counts to ``schema``'s rollup tables (rows already there are added to)."""
+        """Add the counts to ``schema``'s rollup tables (rows already there are added to), in
+        key order (each B-tree then grows at its end)."""
         for table, rows in self.tables().items():
-            cols = [*_KEYS[table], *_VALUES[table]]
-            marks = ", ".join("?" * len(cols))
+            keys, values = _KEYS[table], _VALUES[table]
+            sets = [
+                f"{c} = {_keep_min_max(c, _EXTREME[c][2], f'excluded.{c}')}"
+                if c in _EXTREME
+                else f"{c} = {c} + excluded.{c}"
+                for c in values
+            ]
+            rows.sort(key=operator.itemgetter(*range(len(keys))))
             conn.executemany(
-                _merge(f"{schema}.{table}", _KEYS[table], f"VALUES ({marks})", _VALUES[table]),
+                f"INSERT INTO {schema}.{table} ({', '.join([*keys, *values])}) "
+                f"VALUES ({', '.join('?' * (len(keys) + len(values)))}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}",
                 rows,
             )
 
