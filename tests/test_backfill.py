@@ -317,6 +317,44 @@ def test_bad_records_are_skipped_and_the_rest_of_the_file_imported(tmp_path):
     assert summary(result)["skipped files"] == 0
 
 
+def test_framework_states_map_and_unknown_ones_list_the_aliases(tmp_path):
+    """Celery's and RQ's states as their result backends write them: a retried attempt
+    failed, a revoked one was cancelled, a started one has no end (yet), a pending one never
+    ran (counted, not imported, not a problem)."""
+    res = tmp_path / "r"
+    states = {
+        "RETRY": "failed",
+        "REVOKED": "cancelled",
+        "STARTED": "running",
+        "SUCCESS": "success",
+        "FAILURE": "failed",
+        "finished": "success",
+        "stopped": "cancelled",
+    }
+    records = [
+        {"task_name": f"t_{state.lower()}", "timestamp": T0, "status": state}
+        for state in [*states, "PENDING", "queued"]
+    ]
+    write(res / "celery.jsonl", "\n".join(json.dumps(r) for r in records) + "\n")
+    db = tmp_path / "t.db"
+    result = run("backfill", res, "--db", db)
+    assert result.exit_code == 0, result.stderr
+    got = {r["task_slug"]: r["status"] for r in rows(db)}
+    assert got == {f"t_{state.lower()}": status for state, status in states.items()}
+    counts = summary(result)
+    assert counts["inserted"] == len(states) and counts["not run yet"] == 2
+    assert "skipped records" in counts and counts["skipped records"] == 0
+
+    write(res / "bad.json", {"task_name": "x", "timestamp": T0, "status": "exploded"})
+    bad = run("backfill", res, "--db", db)
+    assert bad.exit_code == 1
+    (line,) = bad.stderr.strip().splitlines()
+    assert "status: unknown status 'exploded'; expected one of running, success" in line
+    for alias in ("succeeded", "finished = success", "retry", "revoked", "lost = abandoned"):
+        assert alias in line
+    assert "pending" in line and "have not run" not in line and "has not run" in line
+
+
 def test_size_limit_is_configurable(tmp_path):
     res = tmp_path / "r"
     write(res / "a.json", {"name": "a", "timestamp": T0, "pad": "x" * 2_000_000})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import sqlite3
@@ -12,13 +13,18 @@ from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 
 from taskexec import probes
 from taskexec.cli import cli
 from taskexec.db.store import Store
 from taskexec.faces.datasette.metadata import DASHBOARD
 from taskexec.faces.datasette.plugin import human_ms, make_datasette, outcome, timeline
-from taskexec.model import TaskExecution
+from taskexec.model import WINDOW_FORMS, TaskExecution, window_start
+
+# A bad window makes te_since raise inside SQLite; Datasette turns on sqlite3's callback
+# tracebacks, so Python reports that exception as "unraisable" while the page shows our message.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 WIDE = "2026-11-01T00:00:00Z"  # before the demo fixture's first row
 HOSTILE = "<script>alert(1)</script>"
@@ -28,6 +34,7 @@ class Client:
     """Datasette's in-process client on one event loop, callable from sync tests."""
 
     def __init__(self, db: Path) -> None:
+        self.db = db
         self.ds = make_datasette(db)
         self.loop = asyncio.new_event_loop()
 
@@ -157,8 +164,117 @@ def test_lists_are_ordered_and_limited(client):
 
 def test_canned_query_page_shows_parameter_defaults(client):
     html = client.get("/demo/error_patterns").text
-    assert '"since": "7d"' in html and '"limit": "50"' in html  # placeholders script
-    assert "(default 7d)" in html
+    assert 'name="since" value="" placeholder="7d"' in html
+    assert 'name="limit" value="" placeholder="50"' in html
+    assert "(default 7d)" in html and "(default 50)" in html
+    assert '<datalist id="te-since-list">' in html and '<option value="all">' in html
+
+
+def test_canned_query_page_reads_like_a_report(client):
+    """Title and description instead of "Custom SQL query returning 50 rows", the trace early,
+    rates as percentages (the exact value on hover), tasks and periods as drop-downs."""
+    html = client.get("/demo/recent_failures?limit=5").text
+    assert "<title>Recent failures · demo</title>" in html
+    assert "Custom SQL query" not in html and "<strong>5 rows</strong>" in html
+    assert escape(probes.get("recent_failures").description) in html
+    heads = re.findall(r'<th class="col-([a-z_]+)" scope="col">', html)
+    assert heads[:6] == ["id", "started_at", "task_slug", "status", "attempt", "trace_id"]
+    tasks = re.search(r'<select id="te-task_slug" name="task_slug">(.*?)</select>', html, re.S)
+    assert tasks and '<option value="" selected>all tasks</option>' in tasks[1]
+    with Store.open_readonly(client.db) as store:
+        slugs = store.distinct_values("task_slug")
+    assert re.findall(r'<option value="([a-z_]+)"', tasks[1]) == slugs
+    picked = client.get(f"/demo/duration_trend?since={WIDE}&task_slug=sync_inbox&period=hour").text
+    assert '<option value="sync_inbox" selected>sync_inbox</option>' in picked
+    assert '<option value="hour" selected>hour</option>' in picked
+    rates = client.get(f"/demo/failure_rates?since={WIDE}").text
+    pct = r'<td class="col-failure_rate"><span class="te-pct" title="([0-9.]+)">([0-9.]+)%'
+    cell = re.search(pct, rates)
+    assert cell and float(cell[2]) == pytest.approx(float(cell[1]) * 100, abs=0.05)
+
+
+# -- windows: one grammar, a bad one said, an empty one placed ------------------------------
+
+WINDOWED = [p.name for p in probes.all_probes() if "since" in {q.name for q in p.params}]
+UDF_ERROR = "user-defined function raised exception"
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_bad_window_is_said_on_every_windowed_query(client, name):
+    message = "since: 'banana' is not a window; use " + WINDOW_FORMS
+    page = client.get(f"/demo/{name}?since=banana")
+    assert page.status_code == 400
+    assert f'<p class="message-error te-window-error">{escape(message)}</p>' in page.text
+    assert UDF_ERROR not in page.text and 'value="banana"' in page.text  # the form keeps it
+    for fmt in ("json", "csv"):
+        answer = client.get(f"/demo/{name}.{fmt}?since=banana")
+        assert answer.status_code == 400
+        assert answer.json()["error"] == message and answer.json()["rows"] == []
+
+
+@pytest.mark.parametrize(
+    "since", ["2026-11-19", "1w2d", "24", "yesterday", "2026-13-01T00:00:00Z", "100000000w"]
+)
+def test_each_bad_window_says_what_is_wrong(client, since):
+    with pytest.raises(ValueError) as raised:
+        window_start(since)
+    answer = client.get(f"/demo/error_patterns.json?since={quote(since)}")
+    assert answer.status_code == 400 and answer.json()["error"] == str(raised.value)
+
+
+def test_bad_window_in_your_own_sql_and_other_parameters_untouched(client):
+    sql = quote("select te_since(:since, '7d') as start")
+    answer = client.get(f"/demo.json?sql={sql}&since=soon")
+    assert answer.status_code == 400 and "'soon' is not a window" in answer.json()["error"]
+    page = client.get(f"/demo?sql={sql}&since=soon")
+    assert page.status_code == 400 and "&#39;soon&#39; is not a window" in page.text
+    assert UDF_ERROR not in page.text
+    # A parameter named since that no te_since reads is not a window.
+    plain = client.get(f"/demo.json?sql={quote('select :since as s')}&since=soon")
+    assert plain.status_code == 200 and plain.json()["rows"] == [["soon"]]
+
+
+@pytest.mark.parametrize("since", ["2w", "1.5d", "90m", "all", "2026-11-19T12:00:00+02:00"])
+def test_every_window_of_the_grammar_answers_like_the_cli(client, demo_db, since):
+    got = rows(client, f"/demo/failure_rates.json?_shape=objects&since={quote(since)}")
+    with Store.open_readonly(demo_db) as store:
+        assert got == store.run_probe("failure_rates", {"since": since}).dicts()
+    if since in ("all", "2026-11-19T12:00:00+02:00"):
+        assert got  # the demo data (to 2026-11-20) is inside these
+
+
+def test_empty_window_says_where_the_data_is(client):
+    """The demo data ends 2026-11-20: a window of the last hour holds none of it."""
+    note = "No runs since "
+    span = "this database spans 2026-11-06 to 2026-11-20."
+    empty = client.get("/demo/error_patterns?since=1h").text
+    assert '<p class="zero-results">No rows. <span class="te-empty-note">' + note in empty
+    assert span in empty
+    zeros = client.get("/demo/headline?since=1h").text  # one row of zeros: said as well
+    assert '<p class="message-info te-window-note">' + note in zeros and span in zeros
+    full = client.get(f"/demo/headline?since={WIDE}").text
+    assert "te-window-note" not in full
+    unwindowed = client.get("/demo/recent_failures?task_slug=nope").text
+    assert "No rows." in unwindowed and "Nothing matched; " + span in unwindowed
+
+
+def test_dashboard_says_a_bad_window_and_where_the_data_is(client):
+    bad = client.get(f"/-/dashboards/{DASHBOARD}?since=banana&task_slug=").text
+    message = "since: 'banana' is not a window; use " + WINDOW_FORMS
+    script = re.search(r"const te = (\{.*?\});", bad)
+    assert script is not None
+    told = json.loads(script[1])
+    assert told["message"] == message and told["kind"] == "error"
+    charts = client.ds.plugin_config("datasette-dashboards")[DASHBOARD]["charts"]
+    windowed = {s for s, c in charts.items() if "te_since(:since" in c.get("query", "")}
+    assert windowed and set(told["hide"]) == windowed  # those charts step aside
+    old = client.get(f"/-/dashboards/{DASHBOARD}?since=1h&task_slug=").text
+    told = json.loads(re.search(r"const te = (\{.*?\});", old)[1])
+    assert told["kind"] == "info" and told["hide"] == []
+    assert told["message"].startswith("No runs since ")
+    assert told["message"].endswith("this database spans 2026-11-06 to 2026-11-20.")
+    fine = client.get(f"/-/dashboards/{DASHBOARD}?since=all&task_slug=").text
+    assert "const te = " not in fine
 
 
 # -- the dashboard --------------------------------------------------------------------------
@@ -317,7 +433,11 @@ def test_cells_render_status_trace_link_and_stack(client, demo_db):
             "AND stack_trace IS NOT NULL AND retrieval_sources IS NOT NULL LIMIT 1"
         ).fetchone()
     table = client.get(f"/demo/task_executions?trace_id={trace_id}").text
-    assert f'<a class="te-trace" href="/-/trace/{trace_id}">{trace_id}</a>' in table
+    short = (
+        f'<span class="te-short" title="{trace_id}">{trace_id[:8]}\u2026</span>'
+        f'<span class="te-full">{trace_id}</span>'
+    )
+    assert f'<a class="te-trace" href="/-/trace/{trace_id}">{short}</a>' in table
     assert '<span class="te-status te-status-failed">failed</span>' in table
     assert "/-/taskexec/static/taskexec.css" in table
     row = client.get(f"/demo/task_executions/{row_id}").text
@@ -334,6 +454,77 @@ def test_canned_query_cells_link_rows_and_traces(client):
     assert re.search(r'<a class="te-trace" href="/-/trace/[0-9a-f]{32}">', html)
 
 
+HUMAN_FIRST = ["task_slug", "status", "started_at", "duration_ms", "attempt", "trace_id"]
+
+
+def test_executions_table_puts_people_first(client):
+    """After the row link: what ran, how it ended, when, how long, which attempt, the run and
+    the error; hex ids and the idempotency key last, short, whole on hover."""
+    html = client.get("/demo/task_executions?_size=5").text
+    heads = re.findall(r'scope="col" data-column="([a-z_]+)"', html)
+    assert heads[: len(HUMAN_FIRST) + 3] == ["id", *HUMAN_FIRST, "error_type", "error_message"]
+    assert heads[-4:] == ["span_id", "parent_span_id", "retry_of", "idempotency_key"]
+    assert 'title="SHA-256 of (task_id' in html  # a column's meaning on its header
+    keys = re.findall(
+        r'<td class="col-idempotency_key type-str"><span class="te-hash">'
+        r'<span class="te-short" title="([0-9a-f]{64})">([0-9a-f]{8})\u2026',
+        html,
+    )
+    assert len(keys) == 5 and all(full.startswith(short) for full, short in keys)
+    # Facets show a few values each, so the rows start on the first screen.
+    task_facet = html.split('id="facet-task_slug"')[1].split("</ul>")[0]
+    assert task_facet.count("<li><a ") == 5 and 'class="facet-truncated"' in task_facet
+    # Choosing columns still works and keeps the order.
+    picked = client.get("/demo/task_executions?_col=trace_id&_col=status&_size=1").text
+    assert re.findall(r'scope="col" data-column="([a-z_]+)"', picked) == [
+        "id",
+        "status",
+        "trace_id",
+    ]
+
+
+def test_row_page_is_a_readable_record(client, demo_db):
+    with sqlite3.connect(demo_db) as conn:
+        row_id, trace_id, key = conn.execute(
+            "SELECT id, trace_id, idempotency_key FROM task_executions "
+            "WHERE status = 'failed' AND stack_trace IS NOT NULL LIMIT 1"
+        ).fetchone()
+    html = client.get(f"/demo/task_executions/{row_id}").text
+    assert '<table class="te-record">' in html
+    fields = re.findall(r'<tr class="te-field col-[a-z_]+" data-column="([a-z_]+)">', html)
+    assert fields[: len(HUMAN_FIRST) + 1] == ["id", *HUMAN_FIRST]
+    assert len(fields) == len(set(fields)) == 31  # every column, once
+    assert "When the attempt started (UTC, ISO-8601, microseconds).</small>" in html
+    assert f'<span class="te-full">{trace_id}</span>' in html  # whole values on this page
+    assert f'<span class="te-full">{key}</span>' in html
+    css = client.get("/-/taskexec/static/taskexec.css").text
+    assert "body.row .te-full { display: inline; }" in css
+
+
+def test_error_groups_show_short_hashes(client):
+    html = client.get("/demo/error_groups?_size=3").text
+    heads = re.findall(r'scope="col" data-column="([a-z_]+)"', html)
+    assert heads[:4] == ["stack_hash", "error_type", "sample_message", "occurrences"]
+    links = re.findall(
+        r'<td class="col-stack_hash type-pk"><a href="/demo/error_groups/([0-9a-f]{64})">'
+        r'<span class="te-short" title="([0-9a-f]{64})">([0-9a-f]{8})\u2026</span>',
+        html,
+    )
+    assert len(links) == 3 and all(a == b and a.startswith(c) for a, b, c in links)
+
+
+def test_database_page_is_ordered_and_described(client):
+    html = client.get("/demo").text
+    assert 'href="/-/dashboards/task-health"><strong>Task health dashboard</strong>' in html
+    groups = re.findall(r'<h3 class="te-query-group">([^<]+)</h3>', html)
+    assert groups[0] == "What needs attention" and len(groups) >= 3
+    listed = re.findall(r'<dt><a href="/demo/([a-z_]+)">', html)
+    assert sorted(listed) == sorted(p.name for p in probes.all_probes())
+    assert listed[:3] == ["open_alerts", "schedule_health", "recent_failures"]
+    assert "<dd>The latest failed, timed-out or abandoned attempts" in html
+    assert html.index('id="queries"') < html.index('id="tables"')
+
+
 def test_plugin_leaves_other_databases_alone(tmp_path):
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as conn:
@@ -342,9 +533,14 @@ def test_plugin_leaves_other_databases_alone(tmp_path):
     c = Client(other)
     try:
         html = c.get("/other/jobs").text
+        row = c.get("/other/jobs/1").text
+        database = c.get("/other").text
+        query = c.get("/other?sql=select+1").text
     finally:
         c.close()
     assert "te-status" not in html and "/-/trace/" not in html and "taskexec.css" not in html
+    assert "te-record" not in row and "te-query-group" not in database
+    assert "Custom SQL query" in query and "te-params" not in query
 
 
 # -- the trace page -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from taskexec.db.store import Store
 from taskexec.faces.mcp.models import COUNT_CAP
 from taskexec.faces.mcp.server import build_server
 from taskexec.ingest.demo import generate
-from taskexec.model import FAILURE_STATUSES, STATUSES
+from taskexec.model import FAILURE_STATUSES, STATUSES, WINDOW_FORMS, window_start
 
 pytestmark = pytest.mark.anyio
 SINCE = "2026-11-19T12:00:00Z"
@@ -176,7 +176,28 @@ async def test_relative_window_is_reported(db: Path) -> None:
     assert out["window"]["understood_as"] == "last 24h"
     assert abs(since - (before - timedelta(hours=24))) < timedelta(seconds=30)
     assert out["returned"] == 0  # the demo data ends before "now"
-    assert "newest execution started at 2026-11-20T" in out["hint"]
+    # The empty answer says where the data is (the demo's 14 days end 2026-11-20).
+    assert out["hint"].startswith("No executions since ")
+    assert "this database spans 2026-11-06 to 2026-11-20" in out["hint"]
+    assert "since='all'" in out["hint"]
+
+
+@pytest.mark.parametrize(
+    ("since", "hours"), [("2w", 336), ("1.5d", 36), ("90m", 1.5), ("30s", 30 / 3600)]
+)
+async def test_every_window_of_the_grammar(db: Path, since: str, hours: float) -> None:
+    before = datetime.now(UTC)
+    out = await call(db, "tasks_list", since=since)
+    start = datetime.fromisoformat(out["window"]["since"])
+    assert abs(start - (before - timedelta(hours=hours))) < timedelta(seconds=30)
+    assert out["window"]["understood_as"] == f"last {since}"
+
+
+async def test_since_all_is_every_row(db: Path) -> None:
+    out = await call(db, "tasks_list", since="all", limit=1)
+    assert out["window"] == {"since": None, "until": None, "understood_as": "all time"}
+    total = sql(db, "SELECT count(*) FROM task_executions")[0][0]
+    assert out["total_matching"] == min(total, COUNT_CAP)
 
 
 async def test_unknown_task_gets_a_hint_with_known_ones(db: Path) -> None:
@@ -305,7 +326,7 @@ async def test_last_failed_with_nothing_to_report(db: Path) -> None:
     out = await call(db, "tasks_last_failed", since="2030-01-01T00:00:00Z")
     assert out["failures"] == [] and out["returned"] == 0
     assert out["distinct_errors"] == [] and out["truncated"] is False
-    assert "newest execution started at" in out["hint"]
+    assert out["hint"].startswith("No failures since 2030-01-01; this database spans 2026-11-06")
 
 
 # -- tasks_alerts --------------------------------------------------------------------------------
@@ -489,17 +510,22 @@ async def test_limit_out_of_range(db: Path, tool: str, limit: int, bound: str) -
 @pytest.mark.parametrize(
     ("since", "fix"),
     [
-        ("2026-11-19T12:00:00", "has no time zone; add Z"),
-        ("2026-11-19", "2026-11-19T00:00:00Z"),
-        ("yesterday", "nor a relative window (e.g. 24h, 7d"),
-        ("24", "neither an ISO-8601 timestamp"),
-        ("100000000w", "at most 100 years (36525d); shorten it"),
+        ("2026-11-19T12:00:00", "has no zone; add Z or an offset"),
+        ("2026-11-19", "has no zone; add Z or an offset"),
+        ("yesterday", "'yesterday' is not a window; use " + WINDOW_FORMS),
+        ("24", "'24' is not a window; use " + WINDOW_FORMS),
+        ("banana", "since: 'banana' is not a window"),
+        ("100000000w", "longer than the limit of 100 years (36525d)"),
     ],
 )
 async def test_bad_since(db: Path, since: str, fix: str) -> None:
     for tool in ("tasks_list", "tasks_last_failed"):
         message = await error(db, tool, since=since)
         assert "since" in message and fix in message
+    # The same message as every other face (the CLI, Datasette) gives for it.
+    with pytest.raises(ValueError) as raised:
+        window_start(since)
+    assert str(raised.value) in message
 
 
 async def test_until_before_since(db: Path) -> None:

@@ -15,6 +15,7 @@ from taskexec.faces.datasette.metadata import (
     HIDDEN_TABLES,
     build_metadata,
     canned_query,
+    query_groups,
     to_yaml,
 )
 from taskexec.probes.charts import pin_default
@@ -42,6 +43,15 @@ def test_yaml_round_trips_and_is_deterministic():
     assert text == to_yaml(build_metadata("x"))
     assert yaml.safe_load(text) == build_metadata("x")
     assert "sql: |" in text  # the SQL is readable as a block, not one escaped line
+
+
+def test_queries_are_listed_most_useful_first():
+    """The database page lists them in QUERY_GROUPS order; a new probe lands under "More"."""
+    names = list(build_metadata("db")["databases"]["db"]["queries"])
+    grouped = [name for _, group in query_groups(names) for name in group]
+    assert names == grouped
+    assert names[:3] == ["open_alerts", "schedule_health", "recent_failures"]
+    assert query_groups(["zz_new", "headline"])[-1] == ("More", ["zz_new"])
 
 
 def test_every_probe_is_a_canned_query_with_its_sql_verbatim():
@@ -165,11 +175,18 @@ def test_alert_tables_escape_and_always_answer_a_row(tmp_path):
 
 
 def test_pin_default_replaces_only_that_parameter(demo_db):
-    sql = probes.get("headline").sql
+    from taskexec.db.connection import connect
+
+    sql = probes.get("daily_trend").sql
     pinned = pin_default(sql, "since")
-    assert ":since" not in pinned and "%H:%M:%f" in pinned  # strftime formats untouched
-    with sqlite3.connect(demo_db) as conn:
-        assert conn.execute(pinned).fetchall() == conn.execute(sql, {"since": None}).fetchall()
+    assert ":since" not in pinned and ":task_slug" in pinned
+    conn = connect(str(demo_db), readonly=True)  # taskexec's connection: te_since is defined
+    try:
+        params = {"task_slug": "sync_inbox"}
+        expected = conn.execute(sql, {"since": None, **params}).fetchall()
+        assert [tuple(r) for r in conn.execute(pinned, params)] == [tuple(r) for r in expected]
+    finally:
+        conn.close()
 
 
 def test_home_links_use_the_database_name():

@@ -1,9 +1,10 @@
-"""Shared click pieces: the database argument/option, error translation and the group that
-keeps Python tracebacks away from users."""
+"""Shared click pieces: the database option (and argument), the install hint of a missing
+extra, error translation and the group that keeps Python tracebacks away from users."""
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import DEFAULT_DB, ENV_VAR
+from ..config import DEFAULT_DB, ENV_VAR, default_db
 from ..errors import TaskexecError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -19,21 +20,77 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Set this environment variable to see the traceback of an unexpected error.
 DEBUG_ENV = "TASKEXEC_DEBUG"
 
-#: ``DB`` as an optional positional argument: defaults to $TASKEXEC_DB, then taskexec.db.
-db_argument = click.argument(
-    "db", required=False, envvar=ENV_VAR, default=DEFAULT_DB, type=click.Path(dir_okay=False)
-)
+_DB_HELP = f"Database file (default: ${ENV_VAR}, then ./{DEFAULT_DB})."
 
-#: ``--db DB`` for commands whose positional arguments are inputs.
+#: ``--db DB`` (``-d DB``): how every command is given its database. Defaults to
+#: ``$TASKEXEC_DB``, then ``./taskexec.db``.
 db_option = click.option(
     "--db",
+    "-d",
     "db",
     envvar=ENV_VAR,
     default=DEFAULT_DB,
-    show_default=True,
+    show_default=False,
+    metavar="DB",
     type=click.Path(dir_okay=False),
-    help=f"Database file (default: ${ENV_VAR}, then {DEFAULT_DB}).",
+    help=_DB_HELP,
 )
+
+
+def db_argument(fn: F) -> F:
+    """``--db DB`` plus the database as an optional first argument, for commands that take no
+    other argument (``taskexec serve demo.db``, as with ``datasette demo.db``). Giving both
+    is an error unless they agree."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any, db_path: str | None = None, db: str | None = None, **kwargs: Any
+    ) -> Any:
+        if db_path is not None and db is not None and db_path != db:
+            raise click.UsageError(f"two databases given: {db_path!r} and --db {db!r}; give one")
+        return fn(*args, db=db_path or db or default_db(), **kwargs)
+
+    wrapper = click.argument(
+        "db_path", metavar="[DB]", required=False, type=click.Path(dir_okay=False)
+    )(wrapper)
+    wrapper = click.option(
+        "--db",
+        "-d",
+        "db",
+        default=None,
+        metavar="DB",
+        type=click.Path(dir_okay=False),
+        help=_DB_HELP + " Or give it as the first argument.",
+    )(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+#: What each face needs installed, by extra, checked before a command of that face starts.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "datasette": ("datasette", "datasette_dashboards", "yaml", "uvicorn"),
+    "mcp": ("mcp", "pydantic"),
+    "notebooks": ("pandas", "matplotlib", "nbclient", "nbconvert", "nbformat", "ipykernel"),
+}
+
+
+def install_hint(command: str, extra: str, module: str) -> str:
+    """The one line every face gives when its extra is not installed."""
+    return (
+        f"taskexec {command} needs {module}, which comes with the {extra} extra: "
+        f"pip install 'taskexec[{extra}]'"
+    )
+
+
+def require_extra(command: str, extra: str, modules: tuple[str, ...] = ()) -> None:
+    """Stop with ``install_hint`` when a module of ``extra`` (or ``modules``) is missing."""
+    for module in modules or EXTRAS[extra]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise TaskexecError(install_hint(command, extra, module))
+
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

@@ -16,7 +16,7 @@ from ..db import Store, awareness
 from ..errors import TaskexecError
 from ..model import format_ts, parse_window, utcnow
 from ._common import db_argument, db_option, friendly_errors, printable
-from .textable import render
+from .textable import render, terminal_width
 
 _NOTIFY = click.option(
     "--notify",
@@ -208,7 +208,7 @@ def schedule_add(
 
 
 @schedule.command("list")
-@db_option
+@db_argument
 @friendly_errors
 def schedule_list(db: str) -> None:
     """List the schedules with each task's last start and next expected slot."""
@@ -229,7 +229,7 @@ def schedule_list(db: str) -> None:
         }
         for r in rows
     ]
-    click.echo(render(table))
+    click.echo(render(table, width=terminal_width()))
 
 
 @schedule.command("remove")

@@ -10,18 +10,28 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import click
 
+from ..config import DEFAULT_DB, ENV_VAR
 from ..db import Store
 from ..ingest import backfill as backfill_lib
 from ..ingest import merge as merge_lib
 from ..ingest import otlp
-from ..model import parse_when
+from ..model import parse_ts, window_start
 from ..version import __version__
-from ._common import db_option, friendly_errors, printable
+from ._common import db_argument, db_option, friendly_errors, printable
 
-_SINCE_HELP = "Only runs that started at or after TS (ISO-8601 with a zone, or a window: 30d, 12h)."
+_SINCE_HELP = (
+    "Only runs that started at or after TS: an ISO-8601 time with a zone, or a window back "
+    "from now (30m, 24h, 7d, 2w, 1.5d), or all."
+)
+
+
+def _since(value: str | None) -> datetime | None:
+    """``--since`` in the window grammar of every face (``model.window_start``)."""
+    return parse_ts(window_start(value, name="--since")) if value else None
 
 
 @contextmanager
@@ -84,7 +94,7 @@ def backfill(
     was skipped, 1 when a file or a record was. Accepted shapes and field names:
     docs/backfill.md.
     """
-    cutoff = parse_when(since) if since else None  # a bad --since fails before any work
+    cutoff = _since(since)  # a bad --since fails before any work
     summary = backfill_lib.BackfillSummary(dry_run=dry_run)
     paths = backfill_lib.find_files(
         results_dir,
@@ -116,6 +126,8 @@ def backfill(
     _line("duplicates", summary.duplicates, "already in the database or repeated in the input")
     if since:
         _line("before --since", summary.before_since, "not imported")
+    if summary.not_run:
+        _line("not run yet", summary.not_run, "pending, queued...: no execution, not imported")
     if summary.naive_timestamps:
         _line("zone-less times", summary.naive_timestamps, "timestamps without a zone, read as UTC")
     _line("skipped files", summary.files_skipped, "see stderr" if summary.files_skipped else "")
@@ -154,7 +166,7 @@ def import_otlp(files: tuple[str, ...], db: str) -> None:
 
 
 @click.command("export-otlp")
-@db_option
+@db_argument
 @click.option("--since", metavar="TS", help=_SINCE_HELP)
 @friendly_errors
 def export_otlp(db: str, since: str | None) -> None:
@@ -163,9 +175,9 @@ def export_otlp(db: str, since: str | None) -> None:
     The format is the Collector file exporter's, and carries every column as taskexec.*
     attributes, so `taskexec import-otlp` into another database reproduces the rows:
 
-        taskexec export-otlp --db a.db > spans.json && taskexec import-otlp spans.json --db b.db
+        taskexec export-otlp a.db > spans.json && taskexec import-otlp spans.json --db b.db
     """
-    cutoff = parse_when(since) if since else None
+    cutoff = _since(since)
     skipped: list[str] = []
 
     def bad_row(row_id: object, exc: Exception) -> None:
@@ -185,15 +197,20 @@ def export_otlp(db: str, since: str | None) -> None:
 @click.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
+    "--db",
+    "-d",
     "--into",
     "into",
-    required=True,
+    envvar=ENV_VAR,
+    default=DEFAULT_DB,
+    metavar="DB",
     type=click.Path(dir_okay=False),
-    help="Target database (created if missing).",
+    help=f"The database to merge into, created if missing (default: ${ENV_VAR}, then "
+    f"./{DEFAULT_DB}; --into is the older spelling).",
 )
 @friendly_errors
 def merge(sources: tuple[str, ...], into: str) -> None:
-    """Merge other taskexec databases (e.g. one per host) SOURCES into --into, idempotently.
+    """Merge other taskexec databases (e.g. one per host) SOURCES into --db, idempotently.
 
     Rows already in the target (same idempotency key or span id) are counted as duplicates,
     so merging again inserts nothing; error groups stay exact. Sources are only read. A source

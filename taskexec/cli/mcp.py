@@ -9,7 +9,7 @@ import click
 from click.core import ParameterSource
 
 from ..db import Store
-from ._common import db_argument, friendly_errors
+from ._common import db_argument, friendly_errors, require_extra
 
 HOST = "127.0.0.1"
 
@@ -37,6 +37,7 @@ def mcp(db: str, http: bool, port: int) -> None:
         ParameterSource.DEFAULT
     ):
         raise click.UsageError("--port only applies with --http")
+    require_extra("mcp", "mcp")
     path = os.path.abspath(db)
     Store.open_readonly(path).close()  # a missing or foreign database fails here, in one line
     from ..faces.mcp.server import build_server  # the [mcp] extra; imported only when used

@@ -9,8 +9,8 @@ import click
 
 from ..db import Store
 from ..faces.jupyter import report as notebook_report
-from ..model import parse_window
-from ._common import db_argument, friendly_errors
+from ..model import window_start
+from ._common import EXTRAS, db_argument, friendly_errors, require_extra
 
 notebooks_option = click.option(
     "--notebooks",
@@ -34,7 +34,8 @@ notebooks_option = click.option(
     "--window",
     default=None,
     metavar="WINDOW",
-    help="Window back from the newest row, e.g. 7d, 30d (default: 14d; at most 100 years).",
+    help="Window back from the newest row: 30m, 24h, 7d, 2w, 1.5d, an ISO-8601 time with a "
+    "zone, or all (default: 14d).",
 )
 @notebooks_option
 @friendly_errors
@@ -43,8 +44,9 @@ def report(db: str, out: str, window: str | None, folder: str | None) -> None:
 
     The notebooks run in fresh kernels with TASKEXEC_DB set to DB, side by side.
     """
+    require_extra("report", "notebooks")
     if window is not None:
-        parse_window(window)  # a bad or over-long window fails here, before any kernel starts
+        window_start(window, name="--window")  # a bad window fails here, before any kernel
     Store.open_readonly(db).close()  # so does a missing or foreign database, before Jupyter loads
     result = notebook_report.write_report(db, out, folder=folder, window=window)
     for path in result.html:
@@ -69,6 +71,7 @@ def notebooks(db: str, port: int, no_browser: bool, folder: str | None) -> None:
 
     Binds 127.0.0.1 only. Stop it with Ctrl-C.
     """
+    require_extra("notebooks", "notebooks", ("jupyterlab", *EXTRAS["notebooks"]))
     source = notebook_report.notebooks_dir(folder)
     env = notebook_report.lab_env(db)
     command = notebook_report.lab_command(source, port=port, open_browser=not no_browser)

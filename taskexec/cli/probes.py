@@ -9,8 +9,10 @@ import click
 from .. import probes as probe_sql
 from ..db import Store
 from ..errors import BadInput
+from ..faces import empty_note
+from ..model import window_start
 from ._common import db_option, friendly_errors
-from .textable import render
+from .textable import render, terminal_width
 
 
 @click.command("probes")
@@ -51,7 +53,30 @@ def run_probe(name: str, db: str, params: tuple[str, ...], as_json: bool) -> Non
         values[key.strip()] = value
     with Store.open_readonly(db) as store:
         rows = store.run_probe(name, values).dicts()
+        note = _window_note(store, name, values, bool(rows))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-    else:
-        click.echo(render(rows))
+        if note:
+            click.echo(f"({note})", err=True)
+        return
+    if not rows:
+        click.echo(f"(no rows: {note})" if note else "(no rows)")
+        return
+    click.echo(render(rows, width=terminal_width()))
+    if note:
+        click.echo(f"({note})")
+
+
+def _window_note(store: Store, name: str, values: dict[str, str], has_rows: bool) -> str | None:
+    """Where the data is, when a probe's window holds none of it (zeros or no rows) or its
+    answer is empty; None for a probe without a window."""
+    windows = [p for p in probe_sql.get(name).params if p.name in probe_sql.WINDOW_PARAMS]
+    if not windows:
+        return None
+    param = windows[0]
+    since = window_start(values.get(param.name), param.default or "7d", name=param.name)
+    span = store.data_range()
+    after_data = span.last_started_at is None or since > span.last_started_at
+    if has_rows and not after_data:
+        return None
+    return empty_note(span.first_started_at, span.last_started_at, since)

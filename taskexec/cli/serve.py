@@ -13,10 +13,9 @@ import click
 from ..db import Store
 from ..errors import TaskexecError
 from ..faces.datasette.metadata import DASHBOARD, DEFAULT_DATABASE, build_metadata, to_yaml
-from ._common import db_argument, friendly_errors
+from ._common import db_argument, friendly_errors, require_extra
 
 HOST = "127.0.0.1"
-_EXTRA = "install it with: pip install 'taskexec[datasette]'"
 
 
 @click.command("metadata")
@@ -33,10 +32,8 @@ def metadata(database: str) -> None:
     The committed metadata.yml is `taskexec metadata > metadata.yml`; `taskexec serve`
     builds the same thing in process, so no file is needed to serve.
     """
-    try:
-        text = to_yaml(build_metadata(database))
-    except ModuleNotFoundError as exc:  # pragma: no cover - pyyaml missing
-        raise TaskexecError(f"taskexec metadata needs {exc.name}; {_EXTRA}") from None
+    require_extra("metadata", "datasette", ("yaml",))
+    text = to_yaml(build_metadata(database))
     click.echo(text, nl=False)
 
 
@@ -53,13 +50,12 @@ def metadata(database: str) -> None:
 @friendly_errors
 def serve(db: str, port: int, open_browser: bool) -> None:
     """Browse DB in Datasette on 127.0.0.1: dashboard, canned queries, trace pages, search."""
+    require_extra("serve", "datasette")
     Store.open_readonly(db).close()  # a missing or foreign file stops here with one line
-    try:
-        import uvicorn
+    import uvicorn
 
-        from ..faces.datasette.plugin import make_datasette
-    except ImportError as exc:
-        raise TaskexecError(f"taskexec serve needs {exc.name}; {_EXTRA}") from None
+    from ..faces.datasette.plugin import make_datasette
+
     _check_port(port)
     datasette = make_datasette(db)
     base = f"http://{HOST}:{port}"

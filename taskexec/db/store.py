@@ -122,8 +122,9 @@ class Store:
         exists = os.path.exists(self.path)
         if not exists and (readonly or not create):
             raise DatabaseError(
-                f"no database at {self.path}; create one with `taskexec init {self.path}` "
-                f"or `taskexec demo {self.path}`"
+                f"no database at {self.path}: check the path (or pass --db, or set "
+                "$TASKEXEC_DB); recording your tasks creates it, and `taskexec demo "
+                f"{self.path}` fills one with sample runs to try"
             )
         try:
             self.conn = connect(self.path, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
@@ -256,8 +257,13 @@ class Store:
         sets = encode_outcome(outcome) if isinstance(outcome, Outcome) else dict(outcome)
         if sets.get("status") not in STATUSES or sets["status"] == "running":
             raise InvalidRecord("status", f"cannot finish with status {sets.get('status')!r}")
+        assignments = [f"{k} = ?" for k in sets]
+        if "error_message" not in sets:  # a swept run that finishes loses the sweep's note
+            assignments.append(
+                "error_message = CASE WHEN status = 'abandoned' THEN NULL ELSE error_message END"
+            )
         sql = (
-            f"UPDATE task_executions SET {', '.join(f'{k} = ?' for k in sets)} "
+            f"UPDATE task_executions SET {', '.join(assignments)} "
             "WHERE span_id = ? AND status IN ('running', 'abandoned')"
         )
         with self.transaction() as conn:

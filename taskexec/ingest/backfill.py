@@ -142,7 +142,44 @@ STATUS_ALIASES: dict[str, str] = {
     "canceled": "cancelled",
     "aborted": "cancelled",
     "killed": "cancelled",
+    # Celery, RQ, Airflow and friends, as their result backends write them.
+    "finished": "success",  # RQ
+    "retry": "failed",  # Celery: this attempt failed and the task will be retried
+    "retrying": "failed",
+    "up_for_retry": "failed",  # Airflow
+    "revoked": "cancelled",  # Celery
+    "rejected": "cancelled",  # Celery: the worker refused it
+    "stopped": "cancelled",  # RQ
+    "started": "running",  # Celery, RQ: began, no end recorded (yet)
+    "in_progress": "running",
+    "lost": "abandoned",
 }
+
+#: States of a task that has not run (yet): such a record is no execution. It is counted
+#: (``BackfillSummary.not_run``) and left out, not reported as a problem.
+NOT_RUN_STATES = frozenset(
+    {"pending", "queued", "received", "scheduled", "deferred", "waiting", "enqueued", "skipped"}
+)
+
+
+class NotRun(Exception):
+    """A record whose status says the task has not run (``NOT_RUN_STATES``)."""
+
+
+def status_help() -> str:
+    """What ``status`` accepts: taskexec's statuses, every alias by what it means, and the
+    states of tasks that have not run."""
+    meaning: dict[str, list[str]] = {}
+    for alias, target in STATUS_ALIASES.items():
+        if alias != target:
+            meaning.setdefault(target, []).append(alias)
+    aliases = "; ".join(f"{', '.join(names)} = {target}" for target, names in meaning.items())
+    return (
+        f"expected one of {', '.join(STATUSES)} (any case), or an alias ({aliases}); "
+        f"{', '.join(sorted(NOT_RUN_STATES))} mean the task has not run: such records are "
+        "counted, not imported"
+    )
+
 
 #: The earliest and latest time a result may hold: a day inside what ``datetime`` can represent,
 #: so what is computed from a time (an end from a duration, a retry window) stays in range.
@@ -177,7 +214,8 @@ class BackfillSummary:
     """What a backfill saw and did. ``problems`` lists every skipped file and record.
 
     ``ok`` is False when anything was skipped: a whole file, or one record of a file whose other
-    records were imported. Records older than ``--since`` are filtered on purpose, not skipped.
+    records were imported. Records older than ``--since`` are filtered on purpose, not skipped,
+    and so are records of tasks that have not run yet (``not_run``: pending, queued...).
     """
 
     files_scanned: int = 0
@@ -185,6 +223,7 @@ class BackfillSummary:
     records_found: int = 0
     records_skipped: int = 0
     before_since: int = 0
+    not_run: int = 0
     naive_timestamps: int = 0
     inserted: int = 0
     duplicates: int = 0
@@ -348,11 +387,12 @@ def _status(fields: _Fields, has_error: bool) -> str:
     if (item := fields.get("status")) is not None:
         if not isinstance(item[2], str):
             raise InvalidRecord("status", f"expected a string, got {_kind(item[2])}")
-        status = STATUS_ALIASES.get(item[2].strip().lower())
+        text = item[2].strip().lower()
+        status = STATUS_ALIASES.get(text)
         if status is None:
-            raise InvalidRecord(
-                "status", f"unknown status {brief(item[2])}; expected one of {', '.join(STATUSES)}"
-            )
+            if text in NOT_RUN_STATES:
+                raise NotRun(text)
+            raise InvalidRecord("status", f"unknown status {brief(item[2])}; {status_help()}")
         return status
     if (item := fields.get("success")) is not None:
         if not isinstance(item[2], bool):
@@ -607,6 +647,9 @@ def _records_from_doc(
         summary.records_found += 1
         try:
             return [_record(doc, zone, check_text)]
+        except NotRun:
+            summary.not_run += 1
+            return []
         except _RECORD_ERRORS as exc:
             summary.file_problem(path, _record_error(exc))
             summary.records_skipped += 1
@@ -625,6 +668,8 @@ def _records_from_doc(
             continue
         try:
             out.append(_record(item, zone, check_text))
+        except NotRun:
+            summary.not_run += 1
         except _RECORD_ERRORS as exc:
             summary.record_problem(path, f"record {i}", _record_error(exc))
     return out
@@ -654,6 +699,8 @@ def _records_from_lines(
             continue
         try:
             out.append(_record(item, zone, check_text))
+        except NotRun:
+            summary.not_run += 1
         except _RECORD_ERRORS as exc:
             summary.record_problem(path, f"line {number}", _record_error(exc))
     return out

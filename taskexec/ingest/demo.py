@@ -296,8 +296,6 @@ def _runs(
             t = t + timedelta(milliseconds=duration + _randint(rng, 1000, 30000))
 
 
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Attempt:
     """Which attempt of which run a generated record is, and where and when it started."""

@@ -8,12 +8,12 @@ SELECT
     e.task_slug,
     e.status,
     e.attempt,
+    e.trace_id,
     e.error_type,
     e.error_message,
-    e.first_seen_error,
     g.occurrences AS group_occurrences,
-    e.stack_hash,
-    e.trace_id
+    e.first_seen_error,
+    e.stack_hash
 FROM task_executions AS e
 LEFT JOIN error_groups AS g ON g.stack_hash = e.stack_hash
 WHERE e.status IN ('failed', 'timeout', 'abandoned')

@@ -1,27 +1,19 @@
 -- title: Slowest runs
 -- description: The longest attempts since the start of the window, slowest first.
--- param since: Start of the window: 7d, 24h or an ISO-8601 time with zone | 7d
+-- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param limit: How many rows | 50
 WITH w AS (
-    SELECT CASE
-        WHEN coalesce(:since, '') = ''
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-7 days') || '000Z'
-        WHEN :since GLOB '[0-9]*[dD]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' days') || '000Z'
-        WHEN :since GLOB '[0-9]*[hH]'
-            THEN strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || CAST(:since AS INTEGER) || ' hours') || '000Z'
-        ELSE strftime('%Y-%m-%dT%H:%M:%f', :since) || '000Z'
-    END AS since
+    SELECT te_since(:since, '7d') AS since
 )
 SELECT
     id,
-    started_at,
     task_slug,
-    status,
-    attempt,
     duration_ms,
-    memories_retrieved,
-    trace_id
+    status,
+    started_at,
+    attempt,
+    trace_id,
+    memories_retrieved
 FROM task_executions
 WHERE id IN (
     SELECT id

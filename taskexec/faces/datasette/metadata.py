@@ -98,6 +98,112 @@ ALERT_COLUMNS = {
     "resolve_notice": "Whether its resolution was told.",
 }
 
+#: Facet values shown per facet on a table page (the rest is a click away), so the rows start
+#: on the first screen.
+FACET_SIZE = 5
+
+#: The human-first column order of a table's page (after the row link): what happened first,
+#: then the details, hex ids last. Columns not named keep their stored order after these.
+COLUMN_ORDER: dict[str, tuple[str, ...]] = {
+    TABLE: (
+        "task_slug",
+        "status",
+        "started_at",
+        "duration_ms",
+        "attempt",
+        "trace_id",
+        "error_type",
+        "error_message",
+        "ended_at",
+        "scheduled_at",
+        "host",
+        "pid",
+        "provenance",
+        "content",
+        "memories_retrieved",
+        "retrieval_sources",
+        "files_written",
+        "stack_trace",
+        "stack_hash",
+        "first_seen_error",
+        "parents",
+        "causes",
+        "attributes",
+        "created_at",
+        "heartbeat_at",
+        "task_id",
+    ),
+    "error_groups": (
+        "error_type",
+        "sample_message",
+        "occurrences",
+        "first_seen",
+        "last_seen",
+    ),
+    "alerts": (
+        "kind",
+        "task_slug",
+        "state",
+        "title",
+        "since",
+        "opened_at",
+        "trace_id",
+        "times_opened",
+        "detail",
+    ),
+    "schedules": (),
+}
+
+#: The canned queries as the database page lists them: under a heading, most useful first.
+#: A probe not named here is listed last, under "More".
+QUERY_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "What needs attention",
+        ("open_alerts", "schedule_health", "recent_failures", "new_errors", "error_patterns"),
+    ),
+    (
+        "How the tasks are doing",
+        (
+            "headline",
+            "failure_rates",
+            "daily_trend",
+            "hourly_failure_rate",
+            "error_trend",
+            "retry_analysis",
+            "duration_stats",
+            "duration_trend",
+            "slowest_runs",
+            "abandoned_runs",
+            "slots_run_more_than_once",
+        ),
+    ),
+    ("What is in the database", ("task_list", "data_range", "retrieval_stats", "execution_sample")),
+    (
+        "Alerts: their history and the detections `taskexec check` runs",
+        (
+            "alert_history",
+            "alert_missed_runs",
+            "alert_late_starts",
+            "alert_stuck_runs",
+            "alert_long_runs",
+            "alert_new_errors",
+            "alert_regressions",
+            "alert_failure_spikes",
+        ),
+    ),
+)
+
+
+def query_groups(names: list[str] | tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    """``names`` under the headings of ``QUERY_GROUPS``, in its order; unknown ones under
+    "More" at the end. Empty groups are left out."""
+    known = set(names)
+    listed = {name for _, group in QUERY_GROUPS for name in group}
+    groups = [(title, [n for n in group if n in known]) for title, group in QUERY_GROUPS]
+    groups.append(("More", sorted(n for n in names if n not in listed)))
+    return [(title, group) for title, group in groups if group]
+
+
 SCHEDULE_COLUMNS = {
     "task_slug": "The task the schedule is for.",
     "cron": "A cron expression (5 fields, or 6 with seconds), in the schedule's time zone.",
@@ -124,11 +230,18 @@ def build_metadata(database: str = DEFAULT_DATABASE) -> dict[str, Any]:
             database: {
                 "description": "Task executions recorded by taskexec: one row per attempt.",
                 "tables": _tables(),
-                "queries": {p.name: canned_query(p) for p in all_probes()},
+                "queries": _queries(),
             }
         },
         "plugins": {"datasette-dashboards": {DASHBOARD: dashboard(database)}},
     }
+
+
+def _queries() -> dict[str, Any]:
+    """Every probe as a canned query, in the database page's order (``QUERY_GROUPS``)."""
+    by_name = {p.name: p for p in all_probes()}
+    ordered = [name for _, group in query_groups(list(by_name)) for name in group]
+    return {name: canned_query(by_name[name]) for name in ordered}
 
 
 def canned_query(probe: Probe) -> dict[str, Any]:
@@ -162,6 +275,7 @@ def _tables() -> dict[str, Any]:
             "click a trace_id for every attempt of that run.",
             "sort_desc": "started_at",
             "facets": ["status", "task_slug", "error_type", "provenance"],
+            "facet_size": FACET_SIZE,
             "fts_table": FTS_TABLE,
             "fts_pk": "id",
             "searchmode": "escaped",
@@ -173,6 +287,7 @@ def _tables() -> dict[str, Any]:
             "are written. On a group's page, its stack_hash links to every attempt in it.",
             "sort_desc": "last_seen",
             "facets": ["error_type"],
+            "facet_size": FACET_SIZE,
             "columns": ERROR_GROUP_COLUMNS,
         },
         "alerts": {
@@ -194,6 +309,12 @@ def _tables() -> dict[str, Any]:
     for name in HIDDEN_TABLES:
         tables[name] = {"hidden": True}
     return tables
+
+
+#: What each of our tables holds, in a sentence (the database page shows it under the name).
+TABLE_DESCRIPTIONS = {
+    name: spec["description"] for name, spec in _tables().items() if "description" in spec
+}
 
 
 def _home_html(database: str) -> str:
@@ -246,18 +367,75 @@ def _vega_lite(database: str, title: str, sql: str, display: dict[str, Any]) -> 
     }
 
 
+#: A day on a time axis: one tick a day at most, labelled "Nov 20" (UTC).
 _DAY = {
     "field": "day",
     "type": "temporal",
     "timeUnit": "utcyearmonthdate",
     "title": "day (UTC)",
-    "axis": {"format": "%b %d"},
+    "axis": {"format": "%b %d", "tickMinStep": 86_400_000, "labelOverlap": True},
 }
+#: A count axis: whole numbers only, never 0.2, 0.4, ...
+_COUNT_AXIS = {"tickMinStep": 1, "format": ",d"}
+#: A rate axis in percent, as precise as its ticks need ("12%", "0.5%"): no two alike.
+_PERCENT_AXIS = {"format": "~%"}
 #: Horizontal bar charts size their height from the bars; fit only the width.
 _FIT_X = {"type": "fit-x", "resize": True}
 _TASK = {"field": "task_slug", "type": "nominal", "title": "task"}
 #: The dashboard's open-alerts table shows this many; the canned query shows them all.
 OPEN_ALERTS_SHOWN = 15
+#: What a day the window covers only in part looks like, as the charts' legends say it.
+PART_OF_A_DAY = "part of a day"
+#: Bars of a day the window covers only in part are faded, with a legend saying so.
+_FADED_PARTIAL = {
+    "field": "partial",
+    "type": "nominal",
+    "title": None,
+    "scale": {"domain": [0, 1], "range": [0.9, 0.35]},
+    "legend": {"labelExpr": f"datum.value == 1 ? '{PART_OF_A_DAY}' : 'whole day'"},
+}
+
+
+def _day_tooltip(*fields: tuple[str, str, str]) -> list[dict[str, Any]]:
+    """A per-day chart's tooltip: the day, the given (field, type, title)s, what it covers."""
+    tips: list[dict[str, Any]] = [
+        {"field": "day", "type": "temporal", "timeUnit": "utcyearmonthdate", "title": "day"}
+    ]
+    for field, kind, title in fields:
+        tip: dict[str, Any] = {"field": field, "type": kind, "title": title}
+        if field.endswith("rate"):
+            tip["format"] = ".1%"
+        tips.append(tip)
+    tips.append({"field": "covers", "type": "nominal", "title": "covers"})
+    return tips
+
+
+def _per_day_lines(
+    y: dict[str, Any], tooltip: list[dict[str, Any]], line: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A line per task over whole days; a day the window covers only in part is a hollow point
+    of its own, not joined to the line, so half a day's jump does not read as a trend."""
+    return {
+        "encoding": {"x": _DAY, "y": y, "color": _TASK, "tooltip": tooltip},
+        "layer": [
+            {
+                "transform": [{"filter": "datum.partial == 0"}],
+                "mark": {"type": "line", "point": True},
+                "encoding": line or {},
+            },
+            {
+                "transform": [{"filter": "datum.partial == 1"}],
+                "mark": {"type": "point", "filled": False, "size": 70, "strokeWidth": 2},
+                "encoding": {
+                    "shape": {
+                        "datum": f"{PART_OF_A_DAY} (hollow)",
+                        "type": "nominal",
+                        "title": None,
+                    }
+                },
+            },
+        ],
+    }
 
 
 def dashboard(database: str) -> dict[str, Any]:
@@ -266,8 +444,8 @@ def dashboard(database: str) -> dict[str, Any]:
     headline = chart_sql.headline_24h()
     # Counts per day come from the hourly probe; only the duration chart pays for
     # daily_trend's percentiles.
-    counts = chart_sql.attempts_per_day()
-    daily = get("daily_trend").sql
+    counts = chart_sql.task_filtered(chart_sql.attempts_per_day())
+    durations = chart_sql.task_filtered(chart_sql.durations_per_day())
     charts = {
         "attempts-24h": _metric(database, "Attempts, last 24 h", headline, "attempts"),
         "failure-rate-24h": _metric(
@@ -300,9 +478,19 @@ def dashboard(database: str) -> dict[str, Any]:
             {
                 "mark": {"type": "bar", "tooltip": True},
                 "encoding": {
-                    "x": {**_DAY, "type": "ordinal", "timeUnit": "utcmonthdate"},
-                    "y": {"field": "attempts", "type": "quantitative", "title": "attempts"},
+                    "x": _DAY,
+                    "y": {
+                        "field": "attempts",
+                        "type": "quantitative",
+                        "title": "attempts",
+                        "axis": _COUNT_AXIS,
+                    },
                     "color": _TASK,
+                    "opacity": _FADED_PARTIAL,
+                    "tooltip": _day_tooltip(
+                        ("task_slug", "nominal", "task"),
+                        ("attempts", "quantitative", "attempts"),
+                    ),
                 },
             },
         ),
@@ -310,39 +498,48 @@ def dashboard(database: str) -> dict[str, Any]:
             database,
             "Failure rate per day by task",
             counts,
-            {
-                "mark": {"type": "line", "tooltip": True},
-                "encoding": {
-                    "x": _DAY,
-                    "y": {
-                        "field": "failure_rate",
-                        "type": "quantitative",
-                        "title": "failure rate",
-                        "axis": {"format": ".0%"},
-                    },
-                    "color": _TASK,
+            _per_day_lines(
+                {
+                    "field": "failure_rate",
+                    "type": "quantitative",
+                    "title": "failure rate",
+                    "axis": _PERCENT_AXIS,
                 },
-            },
+                _day_tooltip(
+                    ("task_slug", "nominal", "task"),
+                    ("failure_rate", "quantitative", "failure rate"),
+                    ("failures", "quantitative", "failures"),
+                    ("attempts", "quantitative", "attempts"),
+                ),
+            ),
         ),
         "duration-per-day": _vega_lite(
             database,
-            "Duration p50 (solid) and p95 (dashed) per day, ms",
-            daily,
-            {
-                "transform": [{"fold": ["p50_ms", "p95_ms"], "as": ["percentile", "ms"]}],
-                "mark": {"type": "line", "tooltip": True},
-                "encoding": {
-                    "x": _DAY,
-                    "y": {
-                        "field": "ms",
-                        "type": "quantitative",
-                        "title": "duration (ms, log scale)",
-                        "scale": {"type": "log"},
-                    },
-                    "color": _TASK,
-                    "strokeDash": {"field": "percentile", "type": "nominal"},
+            "Duration per day: p50 (solid) and p95 (dashed), ±1%",
+            durations,
+            _per_day_lines(
+                {
+                    "field": "ms",
+                    "type": "quantitative",
+                    "title": "duration (ms, log scale)",
+                    "scale": {"type": "log"},
                 },
-            },
+                _day_tooltip(
+                    ("task_slug", "nominal", "task"),
+                    ("percentile", "nominal", "percentile (±1%)"),
+                    ("ms", "quantitative", "ms"),
+                    ("attempts", "quantitative", "attempts"),
+                ),
+                {
+                    "strokeDash": {
+                        "field": "percentile",
+                        "type": "nominal",
+                        "title": "percentile (±1%)",
+                        "scale": {"domain": ["p50", "p95"], "range": [[1, 0], [6, 3]]},
+                        "legend": {"symbolType": "stroke", "symbolStrokeWidth": 2},
+                    }
+                },
+            ),
         ),
         "top-errors": _vega_lite(
             database,
@@ -352,14 +549,26 @@ def dashboard(database: str) -> dict[str, Any]:
                 "autosize": _FIT_X,
                 "mark": {"type": "bar", "tooltip": True},
                 "encoding": {
-                    "y": {"field": "error_group", "type": "nominal", "sort": "-x", "title": None},
-                    "x": {"field": "occurrences", "type": "quantitative", "title": "failures"},
+                    "y": {
+                        "field": "error_group",
+                        "type": "nominal",
+                        "sort": "-x",
+                        "title": None,
+                        "axis": {"labelLimit": 320},
+                    },
+                    "x": {
+                        "field": "occurrences",
+                        "type": "quantitative",
+                        "title": "failures",
+                        "axis": _COUNT_AXIS,
+                    },
                     "tooltip": [
-                        {"field": "error_group", "type": "nominal"},
-                        {"field": "occurrences", "type": "quantitative"},
+                        {"field": "error_group", "type": "nominal", "title": "error"},
+                        {"field": "occurrences", "type": "quantitative", "title": "failures"},
                         {"field": "tasks", "type": "nominal"},
-                        {"field": "last_seen", "type": "nominal"},
-                        {"field": "sample_message", "type": "nominal"},
+                        {"field": "last_seen", "type": "nominal", "title": "last seen"},
+                        {"field": "sample_message", "type": "nominal", "title": "message"},
+                        {"field": "hash", "type": "nominal", "title": "stack hash"},
                     ],
                 },
             },
@@ -377,21 +586,48 @@ def dashboard(database: str) -> dict[str, Any]:
                         "field": "failure_rate",
                         "type": "quantitative",
                         "title": "failure rate",
-                        "axis": {"format": ".0%"},
+                        "axis": _PERCENT_AXIS,
                     },
+                    "tooltip": [
+                        {"field": "task_slug", "type": "nominal", "title": "task"},
+                        {
+                            "field": "failure_rate",
+                            "type": "quantitative",
+                            "title": "failure rate",
+                            "format": ".1%",
+                        },
+                        {"field": "failures", "type": "quantitative"},
+                        {"field": "attempts", "type": "quantitative"},
+                    ],
                 },
             },
         ),
         "errors-per-day": _vega_lite(
             database,
-            "Failures per day by error group (top 8)",
-            get("error_trend").sql,
+            "Failures per day by error (top 8)",
+            chart_sql.errors_per_day(),
             {
                 "mark": {"type": "bar", "tooltip": True},
                 "encoding": {
-                    "x": {**_DAY, "type": "ordinal", "timeUnit": "utcmonthdate"},
-                    "y": {"field": "failures", "type": "quantitative", "title": "failures"},
-                    "color": {"field": "error_group", "type": "nominal", "title": "error group"},
+                    "x": _DAY,
+                    "y": {
+                        "field": "failures",
+                        "type": "quantitative",
+                        "title": "failures",
+                        "axis": _COUNT_AXIS,
+                    },
+                    "color": {
+                        "field": "error_group",
+                        "type": "nominal",
+                        "title": "error",
+                        "legend": {"labelLimit": 260},
+                    },
+                    "opacity": _FADED_PARTIAL,
+                    "tooltip": _day_tooltip(
+                        ("error_group", "nominal", "error"),
+                        ("failures", "quantitative", "failures"),
+                        ("hash", "nominal", "stack hash"),
+                    ),
                 },
             },
         ),
@@ -399,9 +635,11 @@ def dashboard(database: str) -> dict[str, Any]:
     }
     return {
         "title": "Task health",
-        "description": "Headline numbers for the last 24 hours, open alerts and the health of "
-        "every scheduled task now, then trends over the window (since: 7d, 24h or an ISO-8601 "
-        "time). Every chart is a probe from taskexec/probes.",
+        "description": "How your tasks are doing: the last 24 hours first, then what needs "
+        "attention now (open alerts, scheduled tasks), then the trends over the window you "
+        "choose (since: 24h, 7d, 2w, 1.5d, an ISO-8601 time with a zone, or all). Days are "
+        "UTC. A day the window covers only in part (today so far, the window's first day) is "
+        "drawn faded or hollow: it is not a whole day's worth of runs. Durations are within 1%.",
         "settings": {"allow_fullscreen": True},
         "layout": [
             ["attempts-24h", "failure-rate-24h", "new-errors-24h", "running-now"],
@@ -423,7 +661,8 @@ def dashboard(database: str) -> dict[str, Any]:
                 "name": "Task (trend charts)",
                 "type": "select",
                 "db": database,
-                "query": get("task_list").sql,
+                "query": chart_sql.task_choices(),
+                "default": chart_sql.ALL_TASKS,
             },
         },
         "charts": charts,

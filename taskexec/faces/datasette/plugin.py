@@ -8,29 +8,48 @@ migrations table). Everything user-supplied is escaped with markupsafe or Jinja 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
+import re
+import sqlite3
 import weakref
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from datasette.hookspecs import hookimpl
+from datasette.utils import tilde_decode
 from datasette.utils.asgi import Request, Response, asgi_static
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from markupsafe import Markup
 
 from ... import probes as probe_sql
-from ...db import Store
+from ...db import Store, functions
 from ...db import schema as migrations
 from ...db.rows import JSON_COLUMNS
-from ...errors import InvalidRecord
-from ...model import STATUSES, check_trace_id, parse_ts
+from ...errors import InvalidRecord, UnknownProbe
+from ...model import check_trace_id, parse_ts
+from .. import empty_note
 from .assets import assets_dir
-from .metadata import TABLE, build_metadata
+from .metadata import DASHBOARD, TABLE, TABLE_DESCRIPTIONS, build_metadata, query_groups
+from .pages import (
+    HASH_COLUMNS,
+    PageLoader,
+    arrange,
+    is_rate,
+    percent,
+    query_sql,
+    readable_time,
+    short_hash,
+    status_label,
+    window_of,
+    window_problem,
+)
 
 if TYPE_CHECKING:  # datasette.app loads plugins, this one included: import it lazily
     from datasette.app import Datasette
@@ -48,8 +67,12 @@ SETTINGS: dict[str, int | bool] = {
     "suggest_facets": False,
     "num_sql_threads": 1,
 }
+#: Long text shown to three lines in tables (whole on a row's page and on hover).
+CLIPPED_COLUMNS = frozenset(
+    {"error_message", "sample_message", "content", "title", "detail", "tasks"}
+)
 SPAN_LINK_COLUMNS = ("retry_of", "sample_span_id", "first_span_id")
-_OUR_TABLES = (None, TABLE, "error_groups")
+_OUR_TABLES = (None, TABLE, "error_groups", "alerts", "schedules")
 _taskexec_dbs: weakref.WeakKeyDictionary[Datasette, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
@@ -81,10 +104,19 @@ def startup(datasette: Datasette) -> Any:
 
 
 @hookimpl
-def prepare_jinja2_environment(env: Environment) -> None:
-    """Make our templates findable after Datasette's own and any --template-dir."""
+def prepare_connection(conn: sqlite3.Connection) -> None:
+    """taskexec's SQL functions (``te_since`` for the probes' windows) on every connection."""
+    functions.register(conn)
+
+
+@hookimpl
+def prepare_jinja2_environment(env: Environment, datasette: Datasette) -> None:
+    """Make our templates findable after Datasette's own and any --template-dir, and answer
+    the per-database page names of taskexec databases with ours (``pages.PageLoader``)."""
     if isinstance(env.loader, ChoiceLoader):
-        env.loader.loaders = [*env.loader.loaders, FileSystemLoader(str(ASSETS / "templates"))]
+        folder = ASSETS / "templates"
+        loader = PageLoader(folder, lambda: taskexec_databases(datasette))
+        env.loader.loaders = [*env.loader.loaders, FileSystemLoader(str(folder)), loader]
 
 
 @hookimpl
@@ -110,25 +142,282 @@ def _asset_version(name: str) -> str:
     return hashlib.sha256((ASSETS / "static" / name).read_bytes()).hexdigest()[:8]
 
 
+# -- windows: a bad one is a message, an empty one says where the data is ------------------
+
+
+def _args(request: Request) -> dict[str, str]:
+    return {key: request.args.get(key) or "" for key in request.args}
+
+
+async def _data_range(datasette: Datasette, database: str) -> tuple[str | None, str | None]:
+    """The first and last start time in ``database`` (the ``data_range`` probe)."""
+    row = (await datasette.get_database(database).execute(probe_sql.get("data_range").sql)).first()
+    return (row["first_started_at"], row["last_started_at"]) if row else (None, None)
+
+
+async def _empty_note(datasette: Datasette, database: str, since: str | None) -> str:
+    first, last = await _data_range(datasette, database)
+    return _sentence(empty_note(first, last, since))
+
+
+def _sentence(note: str) -> str:
+    return note[:1].upper() + note[1:] + "."
+
+
 @hookimpl
-def extra_body_script(
-    template: str, database: str | None, request: Request | None, datasette: Datasette
-) -> str | None:
-    """On a probe's canned-query page, show each parameter's default as the input placeholder."""
-    if template != "query.html" or request is None:
+def asgi_wrapper(datasette: Datasette) -> Callable[[Any], Any]:
+    """JSON and CSV answers of queries with a bad window: Datasette's JSON error with our
+    message (status 400) instead of SQLite's "user-defined function raised exception"."""
+
+    def wrap(app: Any) -> Any:
+        async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope.get("type") == "http" and scope.get("method") in ("GET", "HEAD"):
+                problem = await _window_problem_of(datasette, scope)
+                if problem is not None:
+                    body = {
+                        "ok": False,
+                        "error": problem,
+                        "status": 400,
+                        "title": "Invalid window",
+                        "rows": [],
+                        "columns": [],
+                    }
+                    await Response.json(body, status=400).asgi_send(send)
+                    return
+            await app(scope, receive, send)
+
+        return checked
+
+    return wrap
+
+
+async def _window_problem_of(datasette: Datasette, scope: dict[str, Any]) -> str | None:
+    path = scope.get("path") or ""
+    base = datasette.setting("base_url") or "/"
+    if base != "/" and path.startswith(base):
+        path = "/" + path[len(base) :]
+    match = _DATA_PATH.match(path)
+    if match is None:
         return None
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    args = {key: values[0] for key, values in query.items()}
+    name = tilde_decode(match["name"]) if match["name"] else None
+    problem = window_problem(query_sql(name, args), args)
+    if problem is None:
+        return None
+    # This wrapper sees the first request before Datasette's startup hooks ran: ask the file.
+    route = tilde_decode(match["db"])
+    for db_name, db in list(datasette.databases.items()):
+        if db_name == "_internal" or (db.route or db_name) != route:
+            continue
+        if await db.table_exists(migrations.MIGRATIONS_TABLE):
+            return problem
+    return None
+
+
+_DATA_PATH = re.compile(r"^/(?P<db>[^/.]+)(?:/(?P<name>[^/.]+))?\.(?:json|csv)$")
+
+
+@hookimpl
+def extra_template_vars(
+    template: str,
+    database: str | None,
+    table: str | None,
+    request: Request | None,
+    datasette: Datasette,
+) -> Any:
+    """What our page templates need: the checked window and the probe's inputs on query pages,
+    the query headings on the database page, the column order on table and row pages."""
+    if request is None or database not in taskexec_databases(datasette):
+        return None
+
+    async def inner() -> dict[str, Any]:
+        if template.startswith("query"):
+            return await _query_vars(datasette, database, request)
+        if template.startswith("database"):
+            return {
+                "te_query_groups": _grouped_queries,
+                "te_dashboard": DASHBOARD,
+                "te_table_descriptions": TABLE_DESCRIPTIONS,
+            }
+        if template.startswith(("table", "row")):
+            return {"te_arrange": functools.partial(arrange, table), "te_pk": _pk_cell}
+        return {}
+
+    return inner
+
+
+async def _query_vars(datasette: Datasette, database: str, request: Request) -> dict[str, Any]:
+    """A query page's extra variables: ``error`` when a window is bad (the page shows it where
+    Datasette shows SQLite's message), the probe and its inputs, the empty-answer note."""
+    name = request.url_vars.get("table")
+    args = _args(request)
+    sql = query_sql(name, args)
+    found: dict[str, Any] = {}
+    problem = window_problem(sql, args)
+    if problem is not None:
+        found["error"] = problem
+    since = window_of(sql, args)
+
+    async def note() -> str:
+        return await _empty_note(datasette, database, since)
+
+    async def window_note() -> str:
+        """The note for rows (zeros) from a window that holds none of the data."""
+        if since is None:
+            return ""
+        first, last = await _data_range(datasette, database)
+        return _sentence(empty_note(first, last, since)) if last is None or since > last else ""
+
+    found["te_empty_note"] = note
+    found["te_window_note"] = window_note
+    probe = _probe(name)
+    if probe is not None and probe.params:
+        found["te_probe"] = probe
+        found["te_params"] = await _inputs(datasette, database, probe, args)
+    elif probe is not None:
+        found["te_probe"] = probe
+        found["te_params"] = []
+    return found
+
+
+def _probe(name: str | None) -> probe_sql.Probe | None:
+    if not name:
+        return None
+    try:
+        return probe_sql.get(name)
+    except UnknownProbe:
+        return None
+
+
+#: Windows offered under a ``since`` box (any other value of the grammar may be typed).
+WINDOW_SUGGESTIONS = ("24h", "7d", "30d", "90d", "all")
+
+
+async def _inputs(
+    datasette: Datasette, database: str, probe: probe_sql.Probe, args: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The probe's parameters as form inputs: tasks and periods to pick, windows to type."""
+    inputs = []
+    for param in probe.params:
+        value = args.get(param.name, "")
+        entry: dict[str, Any] = {
+            "name": param.name,
+            "value": value,
+            "default": param.default or "",
+            "help": param.description + (f" (default {param.default})" if param.default else ""),
+            "options": None,
+            "suggest": (),
+            "size": 12,
+        }
+        if param.name == "task_slug":
+            tasks = await _task_slugs(datasette, database)
+            if value and value not in tasks:
+                tasks = [value, *tasks]
+            entry["options"] = [("", "all tasks"), *((t, t) for t in tasks)]
+        elif param.name == "period":
+            entry["options"] = [("", "day"), ("hour", "hour")]
+            if value == "day":
+                entry["value"] = ""
+        elif param.name in probe_sql.WINDOW_PARAMS:
+            entry["suggest"] = WINDOW_SUGGESTIONS
+            entry["size"] = 24
+        inputs.append(entry)
+    return inputs
+
+
+async def _task_slugs(datasette: Datasette, database: str) -> list[str]:
+    rows = await datasette.get_database(database).execute(probe_sql.get("task_list").sql)
+    return [r["task_slug"] for r in rows]
+
+
+def _grouped_queries(queries: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The database page's canned queries under their headings, each with its short
+    description (the probe's, without the parameter help the query page shows by its inputs)."""
+    by_name = {q["name"]: q for q in queries}
+    out = []
+    for title, names in query_groups(list(by_name)):
+        items = []
+        for name in names:
+            probe = _probe(name)
+            text = probe.description if probe else by_name[name].get("description") or ""
+            items.append({**by_name[name], "te_description": _gist(text)})
+        out.append((title, items))
+    return out
+
+
+def _gist(text: str, limit: int = 160) -> str:
+    """The first sentence of a description, before its details (after a colon) if long."""
+    first = text.split(". ")[0].rstrip(".")
+    if len(first) > limit and ": " in first:
+        first = first.split(": ")[0]
+    return first + "."
+
+
+def _pk_cell(cell: dict[str, Any]) -> Any:
+    """The row link of a table row; a hex key (an error group's hash) shown short."""
+    value = cell.get("value")
+    if cell.get("column") not in HASH_COLUMNS:
+        return value
+    match = re.fullmatch(r'<a href="([^"]*)">([0-9a-fA-F]+)</a>', str(value))
+    if match is None:
+        return value
+    return Markup('<a href="{}">{}</a>').format(match[1], short_hash(match[2]))
+
+
+@hookimpl
+def extra_body_script(template: str, request: Request | None, datasette: Datasette) -> Any:
+    """On the dashboard: a bad ``since`` is said above the charts (and the charts that read it
+    step aside), and a window after the newest row says where the data is."""
+    if template not in ("dashboard_view.html", "dashboard_chart.html") or request is None:
+        return None
+    if request.url_vars.get("slug") != DASHBOARD or not taskexec_databases(datasette):
+        return None
+    config = (datasette.plugin_config("datasette-dashboards") or {}).get(DASHBOARD) or {}
+    charts = config.get("charts") or {}
+    database = next((c["db"] for c in charts.values() if c.get("db")), None)
     if database not in taskexec_databases(datasette):
         return None
-    name = request.url_vars.get("table")
-    probe = next((p for p in probe_sql.all_probes() if p.name == name), None)
-    if probe is None:
-        return None
-    defaults = {p.name: p.default for p in probe.params if p.default}
-    data = json.dumps(defaults).replace("<", "\\u003c")
+
+    async def inner() -> str:  # "" when there is nothing to say (None would print "None")
+        args = _args(request)
+        windowed = [slug for slug, c in charts.items() if _reads_window(c.get("query"))]
+        problem = window_problem("te_since(:since, '7d')", args)
+        if problem is not None:
+            return _dashboard_script(problem, "error", windowed)
+        since = window_of("te_since(:since, '7d')", args)
+        first, last = await _data_range(datasette, database)
+        if since is not None and (last is None or since > last):
+            return _dashboard_script(_sentence(empty_note(first, last, since)), "info", [])
+        return ""
+
+    return inner
+
+
+def _reads_window(sql: str | None) -> bool:
+    return bool(sql) and re.search(r"te_since\(\s*:since\b", sql or "") is not None
+
+
+def _dashboard_script(message: str, kind: str, hide: list[str]) -> str:
+    """A script that shows ``message`` under the dashboard's filters; with an error, the charts
+    reading the window are replaced by a short note and their failed fetches stay quiet."""
+    data = json.dumps({"message": message, "kind": kind, "hide": hide}).replace("<", "\\u003c")
     return (
-        f"for (const [k, v] of Object.entries({data})) {{"
-        "for (const el of document.querySelectorAll('form.sql input[name=\"' + k + '\"]')) {"
-        "el.placeholder = v; } }"
+        f"(() => {{ const te = {data};"
+        "const p = document.createElement('p');"
+        "p.className = 'message-' + te.kind + ' te-window-note te-window-' + te.kind;"
+        "p.textContent = te.message;"
+        "const anchor = document.querySelector('.dashboard-filters')"
+        " || document.querySelector('.dashboard-header')"
+        " || document.querySelector('section.content');"
+        "anchor.after(p);"
+        "if (te.kind === 'error') {"
+        "window.addEventListener('unhandledrejection', e => e.preventDefault());"
+        "for (const slug of te.hide) {"
+        "const el = document.getElementById('chart-' + slug); if (!el) continue;"
+        "el.style.display = 'none';"
+        "const n = document.createElement('p'); n.className = 'te-chart-note';"
+        "n.textContent = 'Not drawn: the window above is not valid.'; el.after(n); } } })();"
     )
 
 
@@ -139,32 +428,54 @@ def extra_body_script(
 def render_cell(
     value: Any, column: str, table: str | None, database: str, datasette: Datasette
 ) -> Markup | None:
-    """Status labels, linked trace/span ids and stack hashes, <pre> stacks, readable JSON."""
+    """Status labels; short hex ids (whole on hover and on a row's page) linked to their trace,
+    group or attempt; times to the second; rates as percentages; durations for people;
+    stacks and JSON readable."""
     if table not in _OUR_TABLES or database not in taskexec_databases(datasette):
         return None
     if value is None or value == "":
         return None
+    if isinstance(value, str):
+        return _render_text(value, column, table, database, datasette)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if column == "id" and table is None and isinstance(value, int):
+        href = datasette.urls.row(database, TABLE, str(value))
+        return Markup('<a href="{}">{}</a>').format(href, value)
+    if is_rate(column) and 0 <= value <= 1:
+        return percent(value)
+    if column.endswith("_ms"):
+        return Markup('<span class="te-ms" title="{} ms">{}</span>').format(value, human_ms(value))
+    return None
+
+
+def _render_text(
+    value: str, column: str, table: str | None, database: str, datasette: Datasette
+) -> Markup | None:
     urls = datasette.urls
-    if column == "status" and value in STATUSES:
-        return Markup('<span class="te-status te-status-{0}">{0}</span>').format(value)
-    if column == "trace_id" and isinstance(value, str):
+    if column == "status":
+        return status_label(value)
+    if column == "trace_id":
         return Markup('<a class="te-trace" href="{}">{}</a>').format(
-            trace_url(datasette, value), value
+            trace_url(datasette, value), short_hash(value)
         )
+    if column == "stack_hash":
+        href = urls.table(database, TABLE) + "?stack_hash=" + quote(value)
+        return Markup('<a class="te-hash" href="{}">{}</a>').format(href, short_hash(value))
+    if column in SPAN_LINK_COLUMNS:
+        href = urls.table(database, TABLE) + "?span_id=" + quote(value)
+        return Markup('<a class="te-hash" href="{}">{}</a>').format(href, short_hash(value))
+    if column in HASH_COLUMNS:
+        return Markup('<span class="te-hash">{}</span>').format(short_hash(value))
     if column == "stack_trace":
         return Markup('<pre class="te-stack">{}</pre>').format(value)
-    if column == "stack_hash":
-        href = urls.table(database, TABLE) + "?stack_hash=" + quote(str(value))
-        short = f"{value}"[:12] + ("\u2026" if len(f"{value}") > 12 else "")
-        return Markup('<a class="te-hash" href="{}" title="{}">{}</a>').format(href, value, short)
-    if column in SPAN_LINK_COLUMNS:
-        href = urls.table(database, TABLE) + "?span_id=" + quote(str(value))
-        return Markup('<a href="{}">{}</a>').format(href, value)
-    if column == "id" and table is None and isinstance(value, int):
-        return Markup('<a href="{}">{}</a>').format(urls.row(database, TABLE, str(value)), value)
-    if column in JSON_COLUMNS and isinstance(value, str):
+    if column == "error_type" and "." in value:  # may wrap after a dot, not inside a name
+        return Markup(".<wbr>").join(value.split("."))
+    if column in CLIPPED_COLUMNS:
+        return Markup('<div class="te-clip" title="{0}">{0}</div>').format(value)
+    if column in JSON_COLUMNS:
         return render_json(value)
-    return None
+    return readable_time(value)
 
 
 def trace_url(datasette: Datasette, trace_id: str) -> str:

@@ -5,8 +5,9 @@ SQLite and pandas only receives aggregated rows or a bounded sample. That is wha
 ``taskexec report`` on a million-row database within its time budget.
 
 Frames carry proper dtypes: times as ``datetime64[ns, UTC]``, ``task_slug`` and ``status`` as
-categories. Windows are ISO-8601 start times; :func:`data_window` takes them back from the
-database's newest row rather than from now, so an old database still shows its charts.
+categories. Windows are in the grammar of every face (``7d``, ``2w``, ``1.5d``, ISO-8601,
+``all``); :func:`data_window` takes them back from the database's newest row rather than from
+now, so an old database still shows its charts.
 An empty answer is an empty frame with the right columns, never an exception; :func:`table`
 turns it into a readable :class:`Message`.
 """
@@ -27,7 +28,7 @@ from ...config import WINDOW_ENV, default_db
 from ...db import DataRange, Store
 from ...errors import BadInput
 from ...ingest.demo import generate
-from ...model import format_ts, parse_ts, parse_when, parse_window, utcnow
+from ...model import format_ts, parse_ts, utcnow, window_start
 from .report import source_root
 
 NO_DATA = "No executions in this window"
@@ -95,10 +96,12 @@ def open_db(path: str | os.PathLike[str] | None = None) -> Store:
 
 
 def _since(since: str | datetime) -> str:
-    """A probe ``since`` parameter: an ISO time, or ``7d``/``24h`` counted back from now."""
+    """A probe ``since`` parameter: a datetime, or any window of the one grammar
+    (``model.WINDOW_FORMS``: ``7d``, ``24h``, ``2w``, ``1.5d``, ISO-8601, ``all``) counted back
+    from now; anything else is an InvalidRecord naming the accepted forms."""
     if isinstance(since, datetime):
         return format_ts(since, "since")
-    return format_ts(parse_when(since))
+    return window_start(since, name="since")
 
 
 def data_range(store: Store) -> DataRange:
@@ -110,12 +113,14 @@ def data_window(store: Store, window: str | None = None) -> str:
     """Start (ISO) of ``window`` (default ``$TASKEXEC_WINDOW``, else 14d) back from the newest
     row, floored to midnight UTC so that every daily bucket but the last is a whole day.
 
-    An empty database counts back from now: its charts say "no data" either way.
+    ``window`` is in the grammar of every face (``model.WINDOW_FORMS``): an ISO-8601 time or
+    ``all`` is taken as it is. An empty database counts back from now: its charts say "no
+    data" either way.
     """
     window = window or os.environ.get(WINDOW_ENV) or DEFAULT_WINDOW
     last = store.data_range().last_started_at
     end = parse_ts(last) if last else utcnow()
-    start = end - parse_window(window)
+    start = parse_ts(window_start(window, name="window", now=end))
     return format_ts(start.replace(hour=0, minute=0, second=0, microsecond=0))
 
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from ...db import Store
 from ...errors import TaskexecError
-from ...model import STATUSES
+from ...model import STATUSES, WINDOW_FORMS
 from . import models
 from . import tools as answers
 
@@ -38,8 +38,9 @@ Status = Literal["running", "success", "failed", "timeout", "cancelled", "abando
 assert get_args(Status) == STATUSES, "Status must list taskexec.model.STATUSES"
 
 _WHEN = (
-    "ISO-8601 with a zone (e.g. 2026-11-19T00:00:00Z or 2026-11-19T02:00:00+02:00) or a window "
-    "back from now (e.g. 24h, 7d, 30m, 2w). The answer's `window` says how it was understood."
+    f"The same window as every taskexec face: {WINDOW_FORMS}; a window counts back from now "
+    "(e.g. 24h), ISO-8601 needs a zone (e.g. 2026-11-19T00:00:00Z or "
+    "2026-11-19T02:00:00+02:00). The answer's `window` says how it was understood."
 )
 TaskIdArg = Annotated[
     str | None,

@@ -18,7 +18,8 @@ from typing import Any
 from ...db import awareness
 from ...db.store import MAX_LIMIT, Store
 from ...errors import InvalidRecord
-from ...model import FAILURE_STATUSES, check_trace_id, format_ts, parse_ts, parse_window, utcnow
+from ...model import FAILURE_STATUSES, check_trace_id, parse_ts, utcnow, window_start
+from .. import empty_note
 from .models import (
     COUNT_CAP,
     Alert,
@@ -52,49 +53,26 @@ _FRAME_RE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<
 def parse_time_bound(value: str | None, name: str, now: datetime) -> tuple[str | None, str | None]:
     """Parse a since/until argument into (canonical UTC text, phrase); (None, None) if absent.
 
-    Not ``ingest.backfill.parse_time``, which reads one timestamp field of an imported record.
-
-    Accepts a relative window back from ``now`` (``24h``, ``7d``) or ISO-8601 with a zone.
+    The one window grammar of every face (``model.window_start``): a window back from ``now``
+    (``30m``, ``24h``, ``7d``, ``2w``, ``1.5d``), ISO-8601 with a zone, or ``all`` (no bound);
+    anything else is an InvalidRecord naming the argument and the accepted forms.
     """
     if value is None or not value.strip():
         return None, None
     text = value.strip()
-    try:
-        stamp = format_ts(now - parse_window(text))
-    except InvalidRecord as exc:
-        if "longer than the limit" in str(exc):  # a window, but too long
-            raise InvalidRecord(
-                name, f"window {value!r} is too long: at most 100 years (36525d); shorten it"
-            ) from None
-        # not a window: try ISO-8601 below
-    except (OverflowError, ValueError):
-        raise InvalidRecord(name, f"window {value!r} reaches before year 1; shorten it") from None
-    else:
+    stamp = window_start(text, name=name, now=now)
+    if text.lower() == "all":
+        return None, None
+    if _timestamp(text) is None:  # a window back from now
         return stamp, (f"last {text}" if name == "since" else f"until {text} ago")
-    try:
-        stamp = format_ts(parse_ts(text, name))
-    except InvalidRecord:
-        if _is_naive_iso(text):
-            full = text.replace(" ", "T") if ":" in text else f"{text}T00:00:00"
-            raise InvalidRecord(
-                name,
-                f"{value!r} has no time zone; add Z for UTC or an offset "
-                f"(e.g. {full}Z or {full}+02:00), or pass a window such as 24h",
-            ) from None
-        raise InvalidRecord(
-            name,
-            f"{value!r} is neither an ISO-8601 timestamp with a zone (e.g. "
-            "2026-11-19T00:00:00Z or 2026-11-19T02:00:00+02:00) nor a relative window "
-            "(e.g. 24h, 7d, 30m, 2w)",
-        ) from None
     return stamp, f"{name} {stamp}"
 
 
-def _is_naive_iso(text: str) -> bool:
+def _timestamp(text: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(text).tzinfo is None
-    except ValueError:
-        return False
+        return parse_ts(text)
+    except InvalidRecord:
+        return None
 
 
 def make_window(
@@ -556,15 +534,11 @@ def _empty_hint(
             known = store.distinct_values(column)
             if value not in known:
                 return f"No {column} {value!r} in this database. Known: {', '.join(known)}."
-    # The newest row by the started_at index: one seek. (Store.data_range() also counts every
-    # row, a full scan: ~150 ms at a million rows, on every empty answer.)
-    latest = store.list_executions(limit=1)
-    newest = latest[0]["started_at"] if latest else None
-    if newest is None:
+    span = store.data_range()
+    if span.last_started_at is None:
         return "The database has no executions yet."
-    if window.since and window.since > newest:
-        return (
-            f"No {what} {window.understood_as}: the newest execution started at {newest}. "
-            "Pass an earlier since (ISO-8601) or a longer window."
-        )
-    return f"No {what} match these filters; the newest execution started at {newest}."
+    note = empty_note(span.first_started_at, span.last_started_at, window.since, what)
+    note = note[:1].upper() + note[1:] + "."
+    if window.since and window.since > span.last_started_at:
+        return f"{note} Pass since='all', an earlier ISO-8601 time or a longer window."
+    return note
