@@ -108,6 +108,8 @@ DDL = (
         failures INTEGER NOT NULL,
         PRIMARY KEY (hour, task_slug, stack_hash)
     ) WITHOUT ROWID""",
+    # an error group's tasks, for the error pages
+    f"CREATE INDEX ix_rollup_errors_hash ON {ERRORS} (stack_hash, task_slug)",
 )
 
 

@@ -11,8 +11,8 @@ SELECT
     g.first_seen,
     g.last_seen,
     g.occurrences,
-    (SELECT group_concat(DISTINCT t.task_slug) FROM task_executions AS t
-        WHERE t.stack_hash = g.stack_hash) AS tasks,
+    (SELECT group_concat(DISTINCT r.task_slug) FROM rollup_errors AS r
+        WHERE r.stack_hash = g.stack_hash) AS tasks,
     g.first_span_id
 FROM error_groups AS g, w
 WHERE g.first_seen >= w.since
