@@ -24,7 +24,7 @@ def exact(db: Path, name: str, **params) -> list[dict]:
     conn.row_factory = sqlite3.Row
     if params.get("since") == "all":
         params["since"] = "0001-01-01T00:00:00Z"
-    names = {p for p in ("since", "task_slug", "period", "top") if f":{p}" in sql}
+    names = {p for p in ("since", "task_slug", "period", "top", "limit") if f":{p}" in sql}
     bound = {p: params.get(p) for p in names}
     return [dict(r) for r in conn.execute(sql, bound)]
 
@@ -105,6 +105,12 @@ def test_counts_and_percentiles_match_the_raw_rows(demo_db: Path, since: str) ->
         exact(demo_db, "headline", since=since),
         (),
         ("attempts", "failures", "failure_rate", "new_error_patterns", "running_now", "abandoned"),
+    )
+    compare(
+        ours(demo_db, "error_patterns", since=since, limit="500"),
+        exact(demo_db, "error_patterns", since=since, limit="500"),
+        ("stack_hash",),
+        ("occurrences", "tasks_affected", "first_seen", "last_seen", "occurrences_all_time"),
     )
     got = ours(demo_db, "error_trend", since=since, top="50")
     want = exact(demo_db, "error_trend", since=since, top="50")
