@@ -159,3 +159,15 @@ def test_cli_probe_and_probes(demo_db):
     )
     bad = runner.invoke(cli, ["probe", "nope", "--db", str(demo_db)])
     assert bad.exit_code == 1 and "known probes" in bad.output
+
+
+def test_numeric_parameters_given_as_text_count(demo_db):
+    """Forms and `--param` give text: '1' must mean 1, not a string that no number reaches."""
+    now = "2026-11-20T12:00:00Z"
+    as_text = run(
+        demo_db, "alert_failure_spikes", now=now, min_attempts="1", window_seconds="86400"
+    )
+    as_number = run(demo_db, "alert_failure_spikes", now=now, min_attempts=1, window_seconds=86400)
+    assert as_text == as_number
+    late = run(demo_db, "alert_long_runs", now=now, factor="1", history="10")
+    assert late and late == run(demo_db, "alert_long_runs", now=now, factor=1, history=10)

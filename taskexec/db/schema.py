@@ -68,7 +68,37 @@ INDEXES: dict[str, str] = {
         "CREATE INDEX ix_te_started_cover ON task_executions "
         "(started_at, task_slug, status, duration_ms)"
     ),
+    # Late starts (alert_late_starts): only first attempts that started over a minute after
+    # their slot, a handful, so the probe never reads the window's rows.
+    "ix_te_late_starts": (
+        "CREATE INDEX ix_te_late_starts ON task_executions (started_at) "
+        "WHERE attempt = 1 AND scheduled_at IS NOT NULL "
+        "AND (julianday(started_at) - julianday(scheduled_at)) * 86400 > 60"
+    ),
+    # Long runs (alert_long_runs): a task's attempts by duration, so those over its limit are
+    # read without the window's other rows. Partial, so only a query repeating its WHERE uses it.
+    "ix_te_long_runs": (
+        "CREATE INDEX ix_te_long_runs ON task_executions (task_slug, duration_ms, started_at) "
+        "WHERE status NOT IN ('cancelled', 'abandoned')"
+    ),
+    # An error group's occurrences in time order (alert_regressions): its first one in a window
+    # and the one before it are each one seek, not a read of every occurrence.
+    "ix_te_stack_hash_started": (
+        "CREATE INDEX ix_te_stack_hash_started ON task_executions (stack_hash, started_at) "
+        "WHERE stack_hash IS NOT NULL"
+    ),
 }
+
+#: Indexes whose leading column has few distinct values: after a bulk load their planner
+#: statistics are computed in full, the others sampled (``connection.analyze``).
+LOW_CARDINALITY_INDEXES = (
+    "ix_te_status_started",
+    "ix_te_task_slug_started",
+    "ix_te_task_id_started",
+    "ix_te_provenance",
+    "ix_te_error_type",
+    "ix_te_stack_hash",
+)
 
 #: Rows with neither a summary nor an error message (e.g. a task that is still running) are
 #: left out of the full-text index: it costs the hot recording path nothing to skip them.
@@ -325,12 +355,14 @@ def m005_schedules_and_alerts(db: sqlite3.Connection) -> None:
 @migration
 def m006_rollups(db: sqlite3.Connection) -> None:
     """Rollups per task and hour (``db/rollups.py``): their tables, filled from the rows there,
-    and the triggers that keep them exact; and ``ix_te_slots`` (slots run more than once).
+    and the triggers that keep them exact; and ``ix_te_slots`` (slots run more than once),
+    ``ix_te_late_starts``, ``ix_te_long_runs`` and ``ix_te_stack_hash_started`` (the alerts).
     Their DDL ships with this migration: a later change to ``rollups.DDL`` or
     ``rollups.TRIGGERS`` needs a migration of its own."""
     rollups.create(db)
-    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ix_te_slots'").fetchone() is None:
-        db.execute(INDEXES["ix_te_slots"])
+    for name in ("ix_te_slots", "ix_te_late_starts", "ix_te_long_runs", "ix_te_stack_hash_started"):
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is None:
+            db.execute(INDEXES[name])
 
 
 def applied(db: sqlite3.Connection) -> set[str]:

@@ -289,7 +289,7 @@ class Store:
         """
         if self.conn.execute("SELECT 1 FROM task_executions LIMIT 1").fetchone() is None:
             result = bulkload.load_into_empty(self._db, records, workers)
-            analyze(self.conn)
+            analyze(self.conn, full=migrations.LOW_CARDINALITY_INDEXES)
             return result
         total = BulkResult()
         for batch in _batches(records, batch_size):
@@ -304,7 +304,7 @@ class Store:
         first part at once; otherwise they go in like ``append_many``."""
         if self.conn.execute("SELECT 1 FROM task_executions LIMIT 1").fetchone() is None:
             inserted = bulkload.load_parts(self._db, parts)
-            analyze(self.conn)
+            analyze(self.conn, full=migrations.LOW_CARDINALITY_INDEXES)
             return BulkResult(inserted, 0)
         return self.append_many(itertools.chain.from_iterable(make() for _, make in parts))
 

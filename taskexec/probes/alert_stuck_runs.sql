@@ -27,8 +27,8 @@ LEFT JOIN schedules AS s ON s.task_slug = t.task_slug
 WHERE t.status = 'running'
     AND CASE
         WHEN t.heartbeat_at IS NOT NULL
-            THEN t.heartbeat_at < strftime('%Y-%m-%dT%H:%M:%f', clock.now, '-' || coalesce(json_extract(s.thresholds, '$.heartbeat_seconds'), :heartbeat_seconds, 300) || ' seconds') || '000Z'
+            THEN t.heartbeat_at < strftime('%Y-%m-%dT%H:%M:%f', clock.now, '-' || coalesce(json_extract(s.thresholds, '$.heartbeat_seconds'), (nullif(:heartbeat_seconds, '') + 0), 300) || ' seconds') || '000Z'
         ELSE t.started_at < strftime('%Y-%m-%dT%H:%M:%f', clock.now,
-            '-' || coalesce(json_extract(s.thresholds, '$.stuck_seconds'), 2 * s.max_duration_seconds, :stuck_seconds, 7200) || ' seconds') || '000Z'
+            '-' || coalesce(json_extract(s.thresholds, '$.stuck_seconds'), 2 * s.max_duration_seconds, (nullif(:stuck_seconds, '') + 0), 7200) || ' seconds') || '000Z'
     END
 ORDER BY t.started_at
