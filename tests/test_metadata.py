@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from taskexec.faces.datasette.metadata import (
     query_groups,
     to_yaml,
 )
-from taskexec.probes.charts import pin_default
+from taskexec.probes.charts import pin_default, task_filtered
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +77,9 @@ def test_tables_search_sort_facets_and_hidden():
     executions = tables["task_executions"]
     assert executions["fts_table"] == "task_executions_fts" and executions["fts_pk"] == "id"
     assert executions["sort_desc"] == "started_at"
-    assert executions["facets"] == ["status", "task_slug", "error_type", "provenance"]
+    # Counted from the rollups (plugin.RollupFacet), so they cost nothing at any size.
+    assert executions["facets"] == [{"rollup": "status"}, {"rollup": "task_slug"}]
+    assert executions["size"] == 50
     assert {"trace_id", "stack_hash", "status", "idempotency_key"} <= set(executions["columns"])
     assert "occurrences" in tables["error_groups"]["columns"]
     assert tables["alerts"]["sort_desc"] == "opened_at"
@@ -103,7 +106,9 @@ def test_dashboard_has_the_required_charts():
     lite = {k: c for k, c in charts.items() if c["library"] == "vega-lite"}
     fields = {k: str(c["display"]) for k, c in lite.items()}
     assert any("failure_rate" in f and "'day'" in f for f in fields.values())  # rate over time
-    assert any("p50_ms" in f and "p95_ms" in f for f in fields.values())  # durations over time
+    assert any("'percentile'" in f and "'ms'" in f for f in fields.values())  # durations over time
+    assert "p50_ms" in charts["duration-per-day"]["query"]
+    assert "p95_ms" in charts["duration-per-day"]["query"]
     assert any("'attempts'" in f and "'day'" in f for f in fields.values())  # runs over time
     assert "top-errors" in charts
     assert charts["open-alerts"]["library"] == "metric"
@@ -122,14 +127,21 @@ def test_dashboard_has_the_required_charts():
 def test_every_chart_query_is_built_from_a_probe():
     dash = build_metadata("db")["plugins"]["datasette-dashboards"][DASHBOARD]
     bodies = {p.name: p.sql for p in probes.all_probes()}
-    # Headline tiles pin the window, alert panels the task (they show every task, like the tiles).
-    pinned = {name: pin_default(sql, "since", "task_slug") for name, sql in bodies.items()}
+    # Headline tiles pin the window, alert panels the task (they show every task, like the
+    # tiles), top lists their length; trend charts read "all tasks" from the task filter.
+    variants = []
+    for probe in probes.all_probes():
+        names = [p.name for p in probe.params]
+        for size in range(len(names) + 1):
+            for pinned in itertools.combinations(names, size):
+                sql = pin_default(probe.sql, *pinned)
+                variants += [sql, task_filtered(sql)]
     for slug, chart in dash["charts"].items():
         if "query" not in chart:
             continue
         assert chart["db"] == "db"
-        assert any(sql in chart["query"] for sql in [*bodies.values(), *pinned.values()]), slug
-    assert dash["filters"]["task_slug"]["query"] == bodies["task_list"]
+        assert any(sql in chart["query"] for sql in variants), slug
+    assert bodies["task_list"] in dash["filters"]["task_slug"]["query"]
 
 
 def test_alert_tables_escape_and_always_answer_a_row(tmp_path):

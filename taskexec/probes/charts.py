@@ -31,24 +31,147 @@ def failure_rate_24h_text() -> str:
     )
 
 
+#: The value of the dashboard's task filter that means every task (the filter lists it first,
+#: so the dropdown never shows a blank box).
+ALL_TASKS = "all tasks"
+
+
+def task_filtered(sql: str) -> str:
+    """Probe SQL whose ``:task_slug`` also reads :data:`ALL_TASKS` as "every task" (as it
+    reads an empty value)."""
+    return NAMED.sub(
+        lambda m: f"nullif(:task_slug, '{ALL_TASKS}')" if m.group(1) == "task_slug" else m.group(0),
+        sql,
+    )
+
+
+def task_choices() -> str:
+    """The dashboard's task filter: :data:`ALL_TASKS` first, then every task by name."""
+    tasks = get("task_list").sql
+    return f"SELECT '{ALL_TASKS}' AS task_slug\nUNION ALL\nSELECT task_slug FROM (\n{tasks}\n)"
+
+
+# -- days the window covers only in part ----------------------------------------------------
+# A chart per day reads the window's first day from the window's start (since=7d starts at
+# this hour a week ago) and the current day up to now: both hold fewer runs than a whole day,
+# so their counts dip and their rates jump on a handful of runs. Every per-day chart says
+# which days are whole (``partial`` 0) and what a partial day covers (``covers``).
+
+
+def _coverage(day: str, since_default: str) -> str:
+    """SQL columns ``partial`` (1 when ``day``, a ``YYYY-MM-DD`` text, is not a whole day of
+    the window) and ``covers`` (what part of it the numbers cover), for a select over a
+    probe's rows. The window is the probe's own: ``te_since(:since, since_default)``."""
+    start = f"{day} || 'T00:00:00.000000Z' < te_since(:since, '{since_default}')"
+    ongoing = f"{day} >= date('now')"
+    return (
+        f"CASE WHEN ({start}) OR ({ongoing}) THEN 1 ELSE 0 END AS partial, "
+        f"CASE WHEN ({start}) AND ({ongoing}) THEN 'part of the day (window start to now)' "
+        f"WHEN {ongoing} THEN 'so far: the day is not over' "
+        f"WHEN {start} THEN 'from the window start only' "
+        "ELSE 'whole day' END AS covers"
+    )
+
+
 def attempts_per_day() -> str:
     """Attempts, failures and failure rate per day and task, from the hourly probe (no
-    percentiles to sort, so about 4x cheaper at 1M rows than ``daily_trend``)."""
-    return project(
-        "substr(hour, 1, 10) AS day, task_slug, sum(attempts) AS attempts, "
-        "sum(failures) AS failures, round(1.0 * sum(failures) / sum(attempts), 4) AS failure_rate",
-        "hourly_failure_rate",
-        "\nGROUP BY day, task_slug\nORDER BY day, task_slug",
+    percentiles to sort, so about 4x cheaper at 1M rows than ``daily_trend``), with the
+    days the window covers only in part marked (``partial``, ``covers``)."""
+    return (
+        "SELECT day, task_slug, attempts, failures, failure_rate, "
+        f"{_coverage('day', '48h')}\nFROM (\n"
+        + project(
+            "substr(hour, 1, 10) AS day, task_slug, sum(attempts) AS attempts, "
+            "sum(failures) AS failures, "
+            "round(1.0 * sum(failures) / sum(attempts), 4) AS failure_rate",
+            "hourly_failure_rate",
+            "\nGROUP BY day, task_slug",
+        )
+        + "\n)\nORDER BY day, task_slug"
+    )
+
+
+def durations_per_day() -> str:
+    """p50 and p95 duration per day and task from ``daily_trend``, one row per percentile
+    (``percentile`` is ``p50`` or ``p95``, ``ms`` its value, within 1% of exact), with the
+    days the window covers only in part marked (``partial``, ``covers``)."""
+    rows = f"SELECT day, task_slug, attempts, {_coverage('day', '7d')}"
+    return (
+        f"WITH t AS MATERIALIZED (\n{get('daily_trend').sql}\n)\n"
+        f"{rows}, 'p50' AS percentile, p50_ms AS ms FROM t WHERE p50_ms IS NOT NULL\n"
+        "UNION ALL\n"
+        f"{rows}, 'p95' AS percentile, p95_ms AS ms FROM t WHERE p95_ms IS NOT NULL\n"
+        "ORDER BY day, task_slug, percentile"
+    )
+
+
+# -- error groups, named by what they say ----------------------------------------------------
+
+#: The longest error label a chart shows (the whole message is in the tooltip).
+LABEL_CHARS = 60
+
+
+def _error_names(groups: str) -> str:
+    """CTEs ending in ``names (stack_hash, error_group)``: each group of the SELECT ``groups``
+    (``stack_hash``, ``error_type``, ``sample_message``) labelled by what it says, its
+    exception's class name (without the module) and its message's first line, ``ValueError:
+    bad value``, cut to :data:`LABEL_CHARS` (the rule of ``plots.error_label``); when two groups
+    would share a label (two bugs raising the same message) each gets its short hash added."""
+    kind = "substr(t, length(rtrim(t, replace(t, '.', ''))) + 1)"  # after the last dot
+    line = (
+        "trim(CASE WHEN instr(m, char(10)) > 0 THEN substr(m, 1, instr(m, char(10)) - 1) "
+        "ELSE m END)"
+    )
+    whole = (
+        "CASE WHEN line = '' THEN coalesce(nullif(kind, ''), 'error') "
+        "WHEN kind = '' THEN line ELSE kind || ': ' || line END"
+    )
+    cut = (
+        f"CASE WHEN length(whole) > {LABEL_CHARS} "
+        f"THEN rtrim(substr(whole, 1, {LABEL_CHARS - 1})) || '…' ELSE whole END"
+    )
+    return (
+        f"raw_names AS (\n{groups}\n),\n"
+        "clean_names AS (SELECT stack_hash, coalesce(error_type, '') AS t, "
+        "trim(coalesce(sample_message, '')) AS m FROM raw_names),\n"
+        f"split_names AS (SELECT stack_hash, {kind} AS kind, {line} AS line FROM clean_names),\n"
+        f"whole_names AS (SELECT stack_hash, {whole} AS whole FROM split_names),\n"
+        f"cut_names AS (SELECT stack_hash, {cut} AS label FROM whole_names),\n"
+        "names AS (SELECT stack_hash, CASE WHEN count(*) OVER (PARTITION BY label) > 1 "
+        "THEN label || ' #' || substr(stack_hash, 1, 6) ELSE label END AS error_group "
+        "FROM cut_names)"
     )
 
 
 def top_errors(limit: int = 10) -> str:
-    """The most frequent error patterns in the window, labelled by type and short hash."""
-    return project(
-        "error_type || ' ' || substr(stack_hash, 1, 8) AS error_group, occurrences, "
-        "tasks, last_seen, sample_message",
-        "error_patterns",
-        f"\nLIMIT {int(limit)}",
+    """The most frequent error patterns in the window, labelled by what they say (type and
+    sample message, ``error_group``), with the short hash (``hash``) and the whole sample
+    message for the tooltip."""
+    patterns = pin_default(get("error_patterns").sql, "limit")
+    return (
+        f"WITH p AS MATERIALIZED (\nSELECT * FROM (\n{patterns}\n) LIMIT {int(limit)}\n),\n"
+        + _error_names("SELECT stack_hash, error_type, sample_message FROM p")
+        + "\nSELECT n.error_group, substr(p.stack_hash, 1, 12) AS hash, p.occurrences, p.tasks, "
+        "p.last_seen, p.sample_message\nFROM p JOIN names AS n ON n.stack_hash = p.stack_hash\n"
+        "ORDER BY p.occurrences DESC, n.error_group"
+    )
+
+
+def errors_per_day() -> str:
+    """Failures per day of the window's top error groups (``error_trend``), each labelled by
+    what it says (``error_group``, as in :func:`top_errors`), with its short hash and the days
+    the window covers only in part marked (``partial``, ``covers``)."""
+    trend = pin_default(get("error_trend").sql, "top")
+    return (
+        f"WITH t AS MATERIALIZED (\n{trend}\n),\n"
+        + _error_names(
+            "SELECT stack_hash, error_type, sample_message FROM error_groups\n"
+            "WHERE stack_hash IN (SELECT stack_hash FROM t)"
+        )
+        + "\nSELECT t.day, n.error_group, substr(t.stack_hash, 1, 12) AS hash, t.failures, "
+        f"{_coverage('t.day', '7d')}\n"
+        "FROM t JOIN names AS n ON n.stack_hash = t.stack_hash\n"
+        "ORDER BY t.day, t.failures DESC"
     )
 
 

@@ -101,6 +101,9 @@ ALERT_COLUMNS = {
 #: Facet values shown per facet on a table page (the rest is a click away), so the rows start
 #: on the first screen.
 FACET_SIZE = 5
+#: Rows per page of the executions table (``_size=`` asks for more): every cell of its thirty
+#: columns passes through each plugin's ``render_cell``, so a page's cost is its cells.
+PAGE_SIZE = 50
 
 #: The human-first column order of a table's page (after the row link): what happened first,
 #: then the details, hex ids last. Columns not named keep their stored order after these.
@@ -274,8 +277,10 @@ def _tables() -> dict[str, Any]:
             "description": "One row per attempt. Search covers content and error messages; "
             "click a trace_id for every attempt of that run.",
             "sort_desc": "started_at",
-            "facets": ["status", "task_slug", "error_type", "provenance"],
+            # Counted from the rollups (plugin.RollupFacet): a millisecond at any size.
+            "facets": [{"rollup": "status"}, {"rollup": "task_slug"}],
             "facet_size": FACET_SIZE,
+            "size": PAGE_SIZE,
             "fts_table": FTS_TABLE,
             "fts_pk": "id",
             "searchmode": "escaped",
@@ -367,13 +372,38 @@ def _vega_lite(database: str, title: str, sql: str, display: dict[str, Any]) -> 
     }
 
 
-#: A day on a time axis: one tick a day at most, labelled "Nov 20" (UTC).
+#: Ticks on a day axis: one a day over two weeks or less, one a week up to four months, else
+#: one a month; always at midnight UTC, so a label never repeats or names a day with no data.
+_DAY_TICKS = {
+    "expr": "(domain('x')[1] - domain('x')[0]) <= 16 * 864e5 ? {interval: 'day', step: 1} "
+    ": (domain('x')[1] - domain('x')[0]) <= 120 * 864e5 ? {interval: 'week', step: 1} "
+    ": {interval: 'month', step: 1}"
+}
+_DAY_AXIS = {"format": "%b %d", "tickCount": _DAY_TICKS, "labelOverlap": True}
+#: A day on a line chart's time axis: the point sits on the day's tick (midnight UTC).
 _DAY = {
     "field": "day",
     "type": "temporal",
     "timeUnit": "utcyearmonthdate",
     "title": "day (UTC)",
-    "axis": {"format": "%b %d", "tickMinStep": 86_400_000, "labelOverlap": True},
+    "scale": {"type": "utc", "padding": 12},
+    "axis": _DAY_AXIS,
+}
+#: A day on a bar chart: the bar is centred on the day's tick, 0.8 of a day wide (so one day
+#: is one labelled bar and a day without rows is a gap).
+_DAY_BAR_TRANSFORM = [
+    {"calculate": "toDate(datum.day) - 0.4 * 864e5", "as": "day_from"},
+    {"calculate": "toDate(datum.day) + 0.4 * 864e5", "as": "day_to"},
+]
+_DAY_BAR = {
+    "x": {
+        "field": "day_from",
+        "type": "temporal",
+        "title": "day (UTC)",
+        "scale": {"type": "utc"},
+        "axis": _DAY_AXIS,
+    },
+    "x2": {"field": "day_to"},
 }
 #: A count axis: whole numbers only, never 0.2, 0.4, ...
 _COUNT_AXIS = {"tickMinStep": 1, "format": ",d"}
@@ -389,10 +419,14 @@ PART_OF_A_DAY = "part of a day"
 #: Bars of a day the window covers only in part are faded, with a legend saying so.
 _FADED_PARTIAL = {
     "field": "partial",
-    "type": "nominal",
+    "type": "ordinal",
     "title": None,
     "scale": {"domain": [0, 1], "range": [0.9, 0.35]},
-    "legend": {"labelExpr": f"datum.value == 1 ? '{PART_OF_A_DAY}' : 'whole day'"},
+    "legend": {
+        "labelExpr": f"datum.value == 1 ? '{PART_OF_A_DAY} (faded)' : 'whole day'",
+        "symbolFillColor": "#4c78a8",
+        "symbolStrokeColor": "#4c78a8",
+    },
 }
 
 
@@ -418,10 +452,16 @@ def _per_day_lines(
     return {
         "encoding": {"x": _DAY, "y": y, "color": _TASK, "tooltip": tooltip},
         "layer": [
+            # The line without points of its own (the dashboard's default adds them), so a
+            # line-style legend draws strokes, not dots; the whole days' dots come next.
             {
                 "transform": [{"filter": "datum.partial == 0"}],
-                "mark": {"type": "line", "point": True},
+                "mark": {"type": "line", "point": False},
                 "encoding": line or {},
+            },
+            {
+                "transform": [{"filter": "datum.partial == 0"}],
+                "mark": {"type": "point", "filled": True, "size": 25},
             },
             {
                 "transform": [{"filter": "datum.partial == 1"}],
@@ -476,11 +516,13 @@ def dashboard(database: str) -> dict[str, Any]:
             "Attempts per day by task",
             counts,
             {
+                "transform": _DAY_BAR_TRANSFORM,
                 "mark": {"type": "bar", "tooltip": True},
                 "encoding": {
-                    "x": _DAY,
+                    **_DAY_BAR,
                     "y": {
                         "field": "attempts",
+                        "aggregate": "sum",
                         "type": "quantitative",
                         "title": "attempts",
                         "axis": _COUNT_AXIS,
@@ -536,7 +578,12 @@ def dashboard(database: str) -> dict[str, Any]:
                         "type": "nominal",
                         "title": "percentile (±1%)",
                         "scale": {"domain": ["p50", "p95"], "range": [[1, 0], [6, 3]]},
-                        "legend": {"symbolType": "stroke", "symbolStrokeWidth": 2},
+                        "legend": {
+                            "symbolType": "stroke",
+                            "symbolStrokeColor": "#333",
+                            "symbolStrokeWidth": 2,
+                            "symbolSize": 400,
+                        },
                     }
                 },
             ),
@@ -607,11 +654,13 @@ def dashboard(database: str) -> dict[str, Any]:
             "Failures per day by error (top 8)",
             chart_sql.errors_per_day(),
             {
+                "transform": _DAY_BAR_TRANSFORM,
                 "mark": {"type": "bar", "tooltip": True},
                 "encoding": {
-                    "x": _DAY,
+                    **_DAY_BAR,
                     "y": {
                         "field": "failures",
+                        "aggregate": "sum",
                         "type": "quantitative",
                         "title": "failures",
                         "axis": _COUNT_AXIS,
@@ -620,7 +669,7 @@ def dashboard(database: str) -> dict[str, Any]:
                         "field": "error_group",
                         "type": "nominal",
                         "title": "error",
-                        "legend": {"labelLimit": 260},
+                        "legend": {"orient": "bottom", "columns": 1, "labelLimit": 480},
                     },
                     "opacity": _FADED_PARTIAL,
                     "tooltip": _day_tooltip(
