@@ -170,3 +170,22 @@ def test_percentiles_on_small_hand_built_databases(tmp_path: Path) -> None:
         want = ordered[math.ceil(p * len(ordered)) - 1]
         assert close(row[column], want) or (want == 0 and row[column] <= 0.001)
     assert row["max_ms"] == max(durations) and row["runs"] == len(durations)
+
+
+@pytest.mark.parametrize("since", [*WINDOWS, "2026-11-19T23:30:00Z", "2026-11-20T05:00:00Z"])
+@pytest.mark.parametrize("limit", ["5", "50"])
+def test_slowest_runs_either_way_is_the_exact_top(demo_db: Path, since: str, limit: str) -> None:
+    """Narrow windows read the window, wide ones each task's longest: the same top rows."""
+    got = [r["id"] for r in ours(demo_db, "slowest_runs", since=since, limit=limit)]
+    with Store.open_readonly(demo_db) as store:
+        start = store.conn.execute("SELECT te_since(?, '7d')", (since,)).fetchone()[0]
+        want = [
+            r[0]
+            for r in store.conn.execute(
+                "SELECT id FROM task_executions WHERE started_at >= ? AND duration_ms IS NOT NULL "
+                "AND status NOT IN ('cancelled', 'abandoned') ORDER BY duration_ms DESC, id "
+                "LIMIT ?",
+                (start, int(limit)),
+            )
+        ]
+    assert got == want and got

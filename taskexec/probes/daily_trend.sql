@@ -2,7 +2,7 @@
 -- description: Day by task: finished attempts, failures, failure rate, and p50/p95 duration (ms, from the rollups' histogram: within 1% of exact). The series behind the dashboard's charts.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param task_slug: Only this task (empty: all tasks) |
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -29,8 +29,8 @@ counts AS (
             ended,
             failed + timeout + abandoned AS failures,
             dur_max AS max_ms
-        FROM rollup_hourly, w
-        WHERE rollup_hourly.hour >= w.whole
+        FROM rollup_hourly
+        WHERE rollup_hourly.hour >= (SELECT whole FROM w)
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT day, task_slug, 1, status IN ('failed', 'timeout', 'abandoned'), duration_ms
@@ -42,16 +42,16 @@ counts AS (
 -- partial day from its whole hours and the part-hour binned on the fly.
 q AS (
     SELECT day, task_slug, te_quantiles(bin, n) AS q
-    FROM rollup_durations_daily, w
-    WHERE rollup_durations_daily.day >= w.whole_day
+    FROM rollup_durations_daily
+    WHERE rollup_durations_daily.day >= (SELECT whole_day FROM w)
         AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
     GROUP BY day, task_slug
     UNION ALL
     SELECT day, task_slug, te_quantiles(bin, n)
     FROM (
         SELECT substr(hour, 1, 10) AS day, task_slug, bin, n
-        FROM rollup_durations_hourly, w
-        WHERE rollup_durations_hourly.hour >= w.whole AND rollup_durations_hourly.hour < w.whole_day
+        FROM rollup_durations_hourly
+        WHERE rollup_durations_hourly.hour >= (SELECT whole FROM w) AND rollup_durations_hourly.hour < (SELECT whole_day FROM w)
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT day, task_slug, te_bin(duration_ms), 1 FROM edge WHERE duration_ms IS NOT NULL

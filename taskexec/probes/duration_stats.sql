@@ -2,7 +2,7 @@
 -- description: Per task since the start of the window: attempts with a duration, mean and max (exact), and p50, p95, p99 (ms) read from the rollups' histogram, within 1% of the exact nearest-rank value.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param task_slug: Only this task (empty: all tasks) |
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -24,8 +24,8 @@ counts AS (
     SELECT task_slug, sum(n) AS n, sum(us) AS us, max(max_ms) AS max_ms
     FROM (
         SELECT task_slug, dur_n AS n, dur_sum_us AS us, dur_max AS max_ms
-        FROM rollup_hourly, w
-        WHERE rollup_hourly.hour >= w.whole AND dur_n > 0
+        FROM rollup_hourly
+        WHERE rollup_hourly.hour >= (SELECT whole FROM w) AND dur_n > 0
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT task_slug, 1, round(duration_ms * 1000), duration_ms FROM edge
@@ -37,13 +37,13 @@ q AS (
     SELECT task_slug, te_quantiles(bin, n) AS q
     FROM (
         SELECT task_slug, bin, n
-        FROM rollup_durations_hourly, w
-        WHERE rollup_durations_hourly.hour >= w.whole AND rollup_durations_hourly.hour < w.whole_day
+        FROM rollup_durations_hourly
+        WHERE rollup_durations_hourly.hour >= (SELECT whole FROM w) AND rollup_durations_hourly.hour < (SELECT whole_day FROM w)
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT task_slug, bin, n
-        FROM rollup_durations_daily, w
-        WHERE rollup_durations_daily.day >= w.whole_day
+        FROM rollup_durations_daily
+        WHERE rollup_durations_daily.day >= (SELECT whole_day FROM w)
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT task_slug, te_bin(duration_ms), 1 FROM edge

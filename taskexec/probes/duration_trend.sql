@@ -3,7 +3,7 @@
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param period: Bucket size: day or hour | day
 -- param task_slug: Only this task (empty: all tasks) |
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -31,12 +31,12 @@ counts AS (
     SELECT period, task_slug, sum(n) AS n, max(max_ms) AS max_ms
     FROM (
         SELECT
-            CASE WHEN w.hourly THEN hour || ':00:00Z' ELSE substr(hour, 1, 10) END AS period,
+            CASE WHEN (SELECT hourly FROM w) THEN hour || ':00:00Z' ELSE substr(hour, 1, 10) END AS period,
             task_slug,
             dur_n AS n,
             dur_max AS max_ms
-        FROM rollup_hourly, w
-        WHERE rollup_hourly.hour >= w.whole AND dur_n > 0
+        FROM rollup_hourly
+        WHERE rollup_hourly.hour >= (SELECT whole FROM w) AND dur_n > 0
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT period, task_slug, 1, duration_ms FROM edge
@@ -47,24 +47,24 @@ counts AS (
 -- from the daily one and the first, partial day from its hours; the part-hour binned.
 q AS (
     SELECT hour || ':00:00Z' AS period, task_slug, te_quantiles(bin, n) AS q
-    FROM rollup_durations_hourly, w
+    FROM rollup_durations_hourly
     -- (the period picks the branch through the key ranges, so the other branch reads nothing)
-    WHERE rollup_durations_hourly.hour >= CASE WHEN w.hourly THEN w.whole ELSE '9999' END
+    WHERE rollup_durations_hourly.hour >= CASE WHEN (SELECT hourly FROM w) THEN (SELECT whole FROM w) ELSE '9999' END
         AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
     GROUP BY hour, task_slug
     UNION ALL
     SELECT day, task_slug, te_quantiles(bin, n)
-    FROM rollup_durations_daily, w
-    WHERE rollup_durations_daily.day >= CASE WHEN w.hourly THEN '9999' ELSE w.whole_day END
+    FROM rollup_durations_daily
+    WHERE rollup_durations_daily.day >= CASE WHEN (SELECT hourly FROM w) THEN '9999' ELSE (SELECT whole_day FROM w) END
         AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
     GROUP BY day, task_slug
     UNION ALL
     SELECT period, task_slug, te_quantiles(bin, n)
     FROM (
         SELECT substr(hour, 1, 10) AS period, task_slug, bin, n
-        FROM rollup_durations_hourly, w
-        WHERE rollup_durations_hourly.hour >= w.whole
-            AND rollup_durations_hourly.hour < CASE WHEN w.hourly THEN '' ELSE w.whole_day END
+        FROM rollup_durations_hourly
+        WHERE rollup_durations_hourly.hour >= (SELECT whole FROM w)
+            AND rollup_durations_hourly.hour < CASE WHEN (SELECT hourly FROM w) THEN '' ELSE (SELECT whole_day FROM w) END
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT period, task_slug, te_bin(duration_ms), 1 FROM edge

@@ -2,7 +2,7 @@
 -- description: Failures grouped by stack hash since the start of the window: how often, how many tasks, first and last seen, and a sample message. Lines moving between deploys do not split a group. Read from the rollup of failures by error group.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param limit: How many rows | 50
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -13,8 +13,8 @@ WITH w AS (
 ),
 e AS (
     SELECT stack_hash, task_slug, failures AS n
-    FROM rollup_errors, w
-    WHERE rollup_errors.hour >= w.whole
+    FROM rollup_errors
+    WHERE rollup_errors.hour >= (SELECT whole FROM w)
     UNION ALL
     SELECT stack_hash, task_slug, 1
     FROM task_executions, w

@@ -2,7 +2,7 @@
 -- description: Day by error group (the top groups of the window by occurrences): failures per day, for a stacked chart of what is failing and since when. Read from the rollup of failures by error group.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param top: How many error groups to keep | 8
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -15,8 +15,8 @@ failures AS MATERIALIZED (
     SELECT substr(hour, 1, 10) AS day, stack_hash, sum(n) AS n
     FROM (
         SELECT hour, stack_hash, failures AS n
-        FROM rollup_errors, w
-        WHERE rollup_errors.hour >= w.whole
+        FROM rollup_errors
+        WHERE rollup_errors.hour >= (SELECT whole FROM w)
         UNION ALL
         SELECT started_at, stack_hash, 1
         FROM task_executions, w

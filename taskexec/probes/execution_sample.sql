@@ -2,7 +2,7 @@
 -- description: An evenly spaced sample (every k-th id from the window's first row on) of at most limit finished attempts since the start of the window, for distribution and scatter charts that cannot load millions of rows. Deterministic: the same data gives the same sample.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param limit: At most this many rows | 1000
-WITH w AS (
+WITH w AS MATERIALIZED (
     SELECT te_since(:since, '7d') AS since
 ),
 -- Ids follow start times closely: step through the ids from the window's first row to the

@@ -1,7 +1,7 @@
 -- title: Success and failure rates per task
 -- description: Finished attempts per task since the start of the window: runs (first attempts), successes, failures (failed, timeout, abandoned), cancellations and the failure rate (failures / finished attempts). Read from the hourly rollup.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -12,8 +12,8 @@ WITH w AS (
 ),
 r AS (
     SELECT task_slug, runs, ended, success, failed + timeout + abandoned AS failures, cancelled
-    FROM rollup_hourly, w
-    WHERE rollup_hourly.hour >= w.whole
+    FROM rollup_hourly
+    WHERE rollup_hourly.hour >= (SELECT whole FROM w)
     UNION ALL
     SELECT
         task_slug,

@@ -1,7 +1,7 @@
 -- title: Headline numbers
 -- description: One row for the last window (default 24 hours): attempts, failures, failure rate, new error patterns, runs still running and abandoned runs.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 24h
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -18,8 +18,8 @@ r AS (
         coalesce(sum(abandoned), 0) AS abandoned
     FROM (
         SELECT attempts, failed, timeout, abandoned, ended
-        FROM rollup_hourly, w
-        WHERE rollup_hourly.hour >= w.whole
+        FROM rollup_hourly
+        WHERE rollup_hourly.hour >= (SELECT whole FROM w)
         UNION ALL
         SELECT
             1,

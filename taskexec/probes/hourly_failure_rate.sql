@@ -2,7 +2,7 @@
 -- description: Hour by task: finished attempts, failures (failed, timeout, abandoned) and the failure rate. The hourly companion of the daily trend, for spotting bad hours and time-of-day patterns.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 48h
 -- param task_slug: Only this task (empty: all tasks) |
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -13,8 +13,8 @@ WITH w AS (
 ),
 r AS (
     SELECT hour, task_slug, ended, failed + timeout + abandoned AS failures
-    FROM rollup_hourly, w
-    WHERE rollup_hourly.hour >= w.whole
+    FROM rollup_hourly
+    WHERE rollup_hourly.hour >= (SELECT whole FROM w)
         AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
     UNION ALL
     SELECT substr(started_at, 1, 13), task_slug, 1, status IN ('failed', 'timeout', 'abandoned')

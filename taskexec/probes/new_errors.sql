@@ -1,7 +1,7 @@
 -- title: New error patterns
 -- description: Error groups whose first occurrence ever falls inside the window: bugs that are new, not just recurring.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 24h
-WITH w AS (
+WITH w AS MATERIALIZED (
     SELECT te_since(:since, '24h') AS since
 )
 SELECT

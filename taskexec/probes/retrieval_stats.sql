@@ -1,7 +1,7 @@
 -- title: Memory retrieval statistics
 -- description: Per task since the start of the window: finished runs, runs that retrieved memories, mean and max memories retrieved, and how often each source was used. Read from the hourly rollup.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -18,8 +18,8 @@ edge AS MATERIALIZED (
 ),
 r AS (
     SELECT task_slug, ended, retrieval_n, retrieval_hits, memories_sum, memories_max
-    FROM rollup_hourly, w
-    WHERE rollup_hourly.hour >= w.whole
+    FROM rollup_hourly
+    WHERE rollup_hourly.hour >= (SELECT whole FROM w)
     UNION ALL
     SELECT
         task_slug,
@@ -34,8 +34,8 @@ sources AS MATERIALIZED (
     SELECT task_slug, source, sum(uses) AS uses
     FROM (
         SELECT task_slug, source, uses
-        FROM rollup_sources, w
-        WHERE rollup_sources.hour >= w.whole
+        FROM rollup_sources
+        WHERE rollup_sources.hour >= (SELECT whole FROM w)
         UNION ALL
         SELECT edge.task_slug, CAST(j.value AS TEXT), 1
         FROM edge, json_each(CASE WHEN json_valid(edge.retrieval_sources)

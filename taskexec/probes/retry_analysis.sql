@@ -1,7 +1,7 @@
 -- title: Retry analysis
 -- description: Per task, over the attempts started in the window: runs (first attempts), attempts per run, runs that needed a retry, runs that succeeded only after a retry, retried runs that never succeeded, and the share of retried runs that recovered. Read from the hourly rollup: each attempt counts in the hour it started.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
-WITH w AS (
+WITH w AS MATERIALIZED (
     -- The window's whole hours (from w.whole on) are read from the rollups, the part-hour
     -- it starts in from the raw rows: exact for any start, whatever the table's size.
     SELECT
@@ -12,8 +12,8 @@ WITH w AS (
 ),
 r AS (
     SELECT task_slug, attempts, runs, retried, recovered, max_attempt
-    FROM rollup_hourly, w
-    WHERE rollup_hourly.hour >= w.whole
+    FROM rollup_hourly
+    WHERE rollup_hourly.hour >= (SELECT whole FROM w)
     UNION ALL
     SELECT task_slug, 1, attempt = 1, attempt = 2, status = 'success' AND attempt > 1, attempt
     FROM task_executions, w

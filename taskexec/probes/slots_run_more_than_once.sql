@@ -2,7 +2,7 @@
 -- description: Scheduled slots in the window that more than one first attempt started for (two workers, a slot re-run by hand, a scheduler that fired twice), newest slot first: how many runs, on which hosts, how they ended, the first and last start and the seconds between them.
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param limit: How many slots | 50
-WITH w AS (
+WITH w AS MATERIALIZED (
     SELECT te_since(:since, '7d') AS since
 ),
 -- Index-only (ix_te_slots), newest slot first: stops once it has found enough slots.
