@@ -6,10 +6,13 @@ Builds DB with ``taskexec demo DB --runs N --end 2026-11-20T12:00:00Z`` when it 
 (about 3 minutes for a million runs), else reuses it. Each tool is called ``--calls`` times,
 cycling through the argument sets a debugging assistant sends (see ``scenarios``), first
 through the SDK's in-process ``Client(server)``, then through ``taskexec mcp DB`` over stdio.
-Prints p50/p99 milliseconds per tool, and per argument set in process, against the target
-p99 <= 20 ms over stdio. Timings include the client's own work (it validates structured
-output against the tool's schema; a second stdio pass leaves that out). A few calls per tool
-warm up first (imports, page cache), then ``gc.freeze()`` as ``taskexec mcp`` does.
+Prints p50/p99 milliseconds per tool and per argument set against the target: p99 <= 20 ms
+over stdio through the SDK's ``Client`` for every argument set (the exit status says whether
+it was met). Timings include the client's own work (it validates structured output against
+the tool's schema; a second stdio pass leaves that out). The largest pages (``limit`` at its
+maximum) and the page after them (``cursor``) are argument sets of their own. A few calls per
+tool warm up first (imports, page cache, the client's schema validators), then
+``gc.freeze()`` as ``taskexec mcp`` does.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult
 
+from taskexec.db import Store
+from taskexec.faces.mcp import tools
+from taskexec.faces.mcp.models import FAILED_PAGE, LIST_PAGE
 from taskexec.faces.mcp.server import build_server
 from taskexec.model import format_ts
 
@@ -73,6 +79,11 @@ def scenarios(db: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     anchor = datetime.fromisoformat(newest)
     day, week = format_ts(anchor - timedelta(days=1)), format_ts(anchor - timedelta(days=7))
     task = slug[0]
+    # The second page of the largest pages: a cursor from the first (the same call a client
+    # makes with next_cursor).
+    with Store.open_readonly(db) as store:
+        listed = tools.list_executions(store, limit=LIST_PAGE).next_cursor
+        failed = tools.last_failed(store, limit=FAILED_PAGE).next_cursor
     return {
         "tasks_list": [
             ("newest 20", {}),
@@ -80,7 +91,9 @@ def scenarios(db: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
             ("task_slug", {"task_slug": task}),
             ("since 1 day", {"since": day}),
             ("task_slug + since 7 days", {"task_slug": task, "since": week}),
-            ("limit 200", {"limit": 200}),
+            ("task_slug + status=failed", {"task_slug": task, "status": "failed"}),
+            (f"limit {LIST_PAGE} (a full page)", {"limit": LIST_PAGE}),
+            (f"next page of {LIST_PAGE} (cursor)", {"limit": LIST_PAGE, "cursor": listed}),
         ],
         "tasks_by_trace": [(f"trace {i}", {"trace_id": t}) for i, t in enumerate(traces)],
         "tasks_last_failed": [
@@ -88,11 +101,8 @@ def scenarios(db: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
             ("since 1 day", {"since": day}),
             ("task_slug", {"task_slug": task}),
             ("task_slug + since 7 days", {"task_slug": task, "since": week}),
-            ("limit 100", {"limit": 100}),
-        ],
-        # Not in the per-tool numbers: no index serves task + status together (see docs/mcp.md).
-        "tasks_list (task_slug + status)": [
-            ("task_slug + status=failed", {"task_slug": task, "status": "failed"}),
+            (f"limit {FAILED_PAGE} (a full page)", {"limit": FAILED_PAGE}),
+            (f"next page of {FAILED_PAGE} (cursor)", {"limit": FAILED_PAGE, "cursor": failed}),
         ],
     }
 
@@ -141,7 +151,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def report(title: str, times: dict[tuple[str, str], list[float]], detail: bool) -> bool:
-    """Print p50/p99 per tool (and per argument set); True when every tool meets the target."""
+    """Print p50/p99 per tool (and per argument set); True when every tool, and with
+    ``detail`` every argument set of it, meets the target."""
     print(f"\n{title}")
     print(f"  {'tool / arguments':52} {'calls':>5} {'p50 ms':>8} {'p99 ms':>8}")
     by_group: dict[str, list[float]] = defaultdict(list)
@@ -157,9 +168,11 @@ def report(title: str, times: dict[tuple[str, str], list[float]], detail: bool) 
         if detail and not group.startswith("tasks_by_trace"):
             for (g, label), vals in times.items():
                 if g == group:
+                    within = pct(vals, 0.99) <= TARGET_MS
+                    ok = ok and (within or not counted)
                     print(
                         f"    {label:50} {len(vals):5} {statistics.median(vals):8.2f} "
-                        f"{pct(vals, 0.99):8.2f}"
+                        f"{pct(vals, 0.99):8.2f}{'' if within or not counted else '  OVER'}"
                     )
     return ok
 
@@ -174,8 +187,9 @@ async def main_async(db: str, calls: int) -> bool:
     async with Client(params) as client:
         full = await run(client, work)
         raw = await run(client, work, validate=False)
-    report(f"over stdio ({exe.name} mcp DB): Client.call_tool", full, detail=False)
-    return report("over stdio: round trip without client-side schema validation", raw, True)
+    ok = report(f"over stdio ({exe.name} mcp DB): Client.call_tool (the target)", full, True)
+    report("over stdio: round trip without client-side schema validation", raw, True)
+    return ok
 
 
 def main() -> None:

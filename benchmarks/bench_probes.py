@@ -1,10 +1,11 @@
 """Time every canned query (probe) through Datasette in process on a large demo database.
 
-    python benchmarks/bench_probes.py [DB] [--runs 1000000] [--repeat 5]
+    python benchmarks/bench_probes.py [DB] [--runs 1000000] [--repeat 5] [--only 'page:']
 
 Builds DB with ``taskexec demo DB --runs N`` when it does not exist (the bulk path), then
 requests ``/<db>/<probe>.json`` with default parameters and with a wide window (``since=3650d``,
-every row), and a few pages a person opens (table, search, facets, trace page, dashboard data).
+every row), and a few pages a person opens (the executions table unfiltered, by status, by task
+and both, a search; error groups, a trace page, the dashboard).
 Prints p50/max wall milliseconds, CPU milliseconds (what the query costs when the machine is
 not shared) and whether each stays under Datasette's 1 s limit. A query over
 the limit comes back as an error, so "ok" also requires HTTP 200.
@@ -64,10 +65,16 @@ def cases(db: str) -> list[tuple[str, str]]:
         trace = conn.execute(
             "SELECT trace_id FROM task_executions WHERE attempt = 3 ORDER BY id DESC LIMIT 1"
         ).fetchone()[0]
+        task = conn.execute(
+            "SELECT task_slug FROM task_executions ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
+    table = f"/{name}/task_executions"
     out += [
-        ("page: table", f"/{name}/task_executions"),
-        ("page: table ?status=failed", f"/{name}/task_executions?status=failed"),
-        ("page: table ?_search=timed", f"/{name}/task_executions?_search=timed"),
+        ("page: table", table),
+        ("page: table ?status=failed", f"{table}?status=failed"),
+        ("page: table ?task_slug", f"{table}?task_slug={task}"),
+        ("page: table ?status=failed&task_slug", f"{table}?status=failed&task_slug={task}"),
+        ("page: table ?_search=timed", f"{table}?_search=timed"),
         ("page: error_groups", f"/{name}/error_groups"),
         ("page: trace", f"/-/trace/{trace}"),
         ("page: dashboard", f"/-/dashboards/{DASHBOARD}?since=7d"),
@@ -75,12 +82,14 @@ def cases(db: str) -> list[tuple[str, str]]:
     return out
 
 
-async def measure(db: str, repeat: int) -> list[dict[str, Any]]:
+async def measure(db: str, repeat: int, only: str = "") -> list[dict[str, Any]]:
     """Request each case once to warm up, then ``repeat`` times; collect timings."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     ds = make_datasette(db)
     results = []
     for label, path in cases(db):
+        if only not in label:
+            continue
         await ds.client.get(path)
         times, cpu, status = [], [], 0
         for _ in range(repeat):
@@ -126,6 +135,9 @@ def main() -> int:
     parser.add_argument("db", nargs="?", default="bench-1m.db", help="database (built if missing)")
     parser.add_argument("--runs", type=int, default=1_000_000, help="runs when building")
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per query")
+    parser.add_argument(
+        "--only", default="", help="only the cases whose label holds this text (e.g. 'page:')"
+    )
     args = parser.parse_args()
     if not os.path.exists(args.db):
         build(args.db, args.runs)
@@ -133,7 +145,7 @@ def main() -> int:
         rows = conn.execute("SELECT count(*) FROM task_executions").fetchone()[0]
     python = sys.version.split()[0]
     print(f"{args.db}: {rows:,} rows; SQLite {sqlite3.sqlite_version}; Python {python}")
-    results = asyncio.run(measure(args.db, args.repeat))
+    results = asyncio.run(measure(args.db, args.repeat, args.only))
     print(table(results))
     slow = [r["label"] for r in results if not r["ok"]]
     if slow:

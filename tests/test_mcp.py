@@ -7,6 +7,8 @@ count or outcome fails here. Times are explicit ISO values: the demo ends 2026-1
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from mcp import Client
 
 from taskexec.db import awareness
 from taskexec.db.store import Store
-from taskexec.faces.mcp.models import COUNT_CAP
+from taskexec.faces.mcp.models import COUNT_CAP, FAILED_PAGE, LIST_PAGE
 from taskexec.faces.mcp.server import build_server
 from taskexec.ingest.demo import generate
 from taskexec.model import FAILURE_STATUSES, STATUSES, WINDOW_FORMS, window_start
@@ -46,6 +48,15 @@ def sql(path: Path, query: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(query, params).fetchall()
     finally:
         conn.close()
+
+
+def copy_db(source: Path, target: Path) -> None:
+    """A consistent copy of a database, whatever is still in its WAL."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    src.backup(dst)
+    src.close()
+    dst.close()
 
 
 async def call(path: Path | str, tool: str, **args: Any) -> dict[str, Any]:
@@ -83,13 +94,16 @@ async def test_tools_are_listed_with_bounds_enums_and_output_schemas(db: Path) -
     props = tools["tasks_list"].input_schema["properties"]
     assert (props["limit"]["minimum"], props["limit"]["maximum"], props["limit"]["default"]) == (
         1,
-        200,
+        LIST_PAGE,
         20,
     )
+    assert props["cursor"]["anyOf"][0]["maxLength"] == 1000
     status_enum = next(s["enum"] for s in props["status"]["anyOf"] if "enum" in s)
     assert status_enum == list(STATUSES)
-    failed = tools["tasks_last_failed"].input_schema["properties"]["limit"]
-    assert (failed["minimum"], failed["maximum"], failed["default"]) == (1, 100, 10)
+    failed = tools["tasks_last_failed"].input_schema["properties"]
+    limit = failed["limit"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, FAILED_PAGE, 10)
+    assert "cursor" in failed
     assert tools["tasks_by_trace"].input_schema["required"] == ["trace_id"]
     alerts = tools["tasks_alerts"].input_schema["properties"]
     assert (alerts["state"]["enum"], alerts["state"]["default"]) == (
@@ -102,6 +116,21 @@ async def test_tools_are_listed_with_bounds_enums_and_output_schemas(db: Path) -
     assert "required" not in tools["tasks_alerts"].input_schema
     output = tools["tasks_alerts"].output_schema
     assert {"summary", "alerts", "counts", "returned", "truncated"} <= set(output["properties"])
+    # Compact output schemas: nested models in place, optional values as a list of types, so a
+    # client checks an answer without reference lookups or trying anyOf branches.
+    for tool in tools.values():
+        text = json.dumps(tool.output_schema)
+        assert "$ref" not in text and "anyOf" not in text
+        assert '"title": "' not in text  # a property may be called title; no schema has one
+    window = tools["tasks_list"].output_schema["properties"]["window"]
+    assert window["properties"]["since"]["type"] == ["string", "null"]
+    # A list's items are checked as objects with their required fields; each field is
+    # described in words (typing every field of every item is most of a client's time).
+    item = tools["tasks_list"].output_schema["properties"]["executions"]["items"]
+    assert set(item) == {"type", "required", "description"} and item["type"] == "object"
+    assert set(item["required"]) == {"trace_id", "task_slug", "attempt", "status", "started_at"}
+    assert "trace_id (string): The logical run; pass it to tasks_by_trace." in item["description"]
+    assert "error_type (string, optional)." in item["description"]
 
 
 async def test_datasette_hook_declares_the_same_tools_plus_database(db: Path) -> None:
@@ -141,13 +170,13 @@ async def test_list_filters_orders_and_counts(db: Path) -> None:
     }
     expected = sql(
         db,
-        "SELECT span_id FROM task_executions WHERE status = 'failed' AND started_at >= ? "
-        "AND started_at < ? ORDER BY started_at DESC, id DESC",
+        "SELECT trace_id, attempt FROM task_executions WHERE status = 'failed' "
+        "AND started_at >= ? AND started_at < ? ORDER BY started_at DESC, id DESC",
         SINCE_CANON,
         "2026-11-20T04:00:00.000000Z",
     )
     assert len(expected) > 5
-    assert [e["span_id"] for e in out["executions"]] == [r[0] for r in expected[:5]]
+    assert [(e["trace_id"], e["attempt"]) for e in out["executions"]] == expected[:5]
     assert out["returned"] == 5
     assert out["total_matching"] == len(expected) and out["total_is_exact"]
     assert out["truncated"] is True
@@ -155,18 +184,71 @@ async def test_list_filters_orders_and_counts(db: Path) -> None:
 
 
 async def test_list_by_task_returns_everything_when_it_fits(db: Path) -> None:
-    out = await call(db, "tasks_list", task_slug="send_digest", since=SINCE, limit=200)
+    out = await call(db, "tasks_list", task_slug="send_digest", since="2026-11-20T00:00:00Z")
     count = sql(
         db,
         "SELECT count(*) FROM task_executions WHERE task_slug = 'send_digest' AND started_at >= ?",
-        SINCE_CANON,
+        "2026-11-20T00:00:00.000000Z",
     )[0][0]
-    assert 0 < count < 200
+    assert 0 < count < 20
     assert out["returned"] == out["total_matching"] == count and out["truncated"] is False
+    assert "next_cursor" not in out
     stamps = [e["started_at"] for e in out["executions"]]
     assert stamps == sorted(stamps, reverse=True)
-    by_id = await call(db, "tasks_list", task_id="task_021", since=SINCE, limit=200)
-    assert [e["span_id"] for e in by_id["executions"]] == [e["span_id"] for e in out["executions"]]
+    by_id = await call(db, "tasks_list", task_id="task_021", since="2026-11-20T00:00:00Z")
+    assert by_id["executions"] == out["executions"]
+
+
+async def pages(path: Path, tool: str, key: str, **args: Any) -> list[dict[str, Any]]:
+    """Every page of a paged answer, following next_cursor (the cursor alone after the first)."""
+    found, cursor = [], None
+    async with Client(build_server(str(path)), raise_exceptions=True) as client:
+        for _ in range(100):
+            given = {"cursor": cursor, "limit": args.get("limit", 20)} if cursor else args
+            result = await client.call_tool(tool, given)
+            assert not result.is_error, result.content
+            out = result.structured_content
+            assert out is not None
+            found.append(out)
+            assert out["truncated"] == ("next_cursor" in out)
+            cursor = out.get("next_cursor")
+            if cursor is None:
+                return found
+    raise AssertionError("no end of pages")
+
+
+async def test_list_pages_follow_the_cursor(db: Path) -> None:
+    """Pages of tasks_list, cursor after cursor, are the whole answer in order, once each;
+    the window stays what the first page understood."""
+    found = await pages(db, "tasks_list", "executions", task_slug="sync_inbox", since=SINCE)
+    listed = [(e["trace_id"], e["attempt"]) for page in found for e in page["executions"]]
+    expected = sql(
+        db,
+        "SELECT trace_id, attempt FROM task_executions WHERE task_slug = 'sync_inbox' AND "
+        "started_at >= ? ORDER BY started_at DESC, id DESC",
+        SINCE_CANON,
+    )
+    assert len(found) > 2 and listed == expected
+    assert {page["total_matching"] for page in found} == {len(expected)}
+    assert all(page["window"] == found[0]["window"] for page in found)
+    full = await pages(db, "tasks_list", "executions", since=SINCE, limit=LIST_PAGE)
+    assert [len(page["executions"]) for page in full[:-1]] == [LIST_PAGE] * (len(full) - 1)
+
+
+async def test_cursor_mistakes_say_what_to_do(db: Path) -> None:
+    first = await call(db, "tasks_list", status="failed", limit=1)
+    cursor = first["next_cursor"]
+    same = await call(db, "tasks_list", status="failed", limit=1, cursor=cursor)
+    alone = await call(db, "tasks_list", limit=1, cursor=cursor)
+    assert same == alone and same["executions"] != first["executions"]
+    assert same["executions"][0]["status"] == "failed"
+    other = await error(db, "tasks_list", status="timeout", cursor=cursor)
+    assert "cursor" in other and "status='failed'" in other and "start over" in other
+    for bad in ("nonsense", cursor[:-5], "eyJ0IjoieCJ9"):
+        message = await error(db, "tasks_list", cursor=bad)
+        assert "not a tasks_list cursor" in message and "next_cursor" in message
+    failed = await call(db, "tasks_last_failed", limit=1)
+    assert "not a tasks_list cursor" in await error(db, "tasks_list", cursor=failed["next_cursor"])
 
 
 async def test_relative_window_is_reported(db: Path) -> None:
@@ -195,7 +277,7 @@ async def test_every_window_of_the_grammar(db: Path, since: str, hours: float) -
 
 async def test_since_all_is_every_row(db: Path) -> None:
     out = await call(db, "tasks_list", since="all", limit=1)
-    assert out["window"] == {"since": None, "until": None, "understood_as": "all time"}
+    assert out["window"] == {"understood_as": "all time"}  # no bound: none written
     total = sql(db, "SELECT count(*) FROM task_executions")[0][0]
     assert out["total_matching"] == min(total, COUNT_CAP)
 
@@ -211,9 +293,34 @@ async def test_total_is_capped_on_big_databases(tmp_path: Path) -> None:
     end = datetime(2026, 11, 20, 12, tzinfo=UTC)
     with Store(path) as store:
         store.append_many(generate(runs=COUNT_CAP + 500, days=3, seed=1, end=end))
-    out = await call(path, "tasks_list", limit=1)
+    since = "2026-11-17T00:00:00Z"  # a window: counting stops at the cap
+    out = await call(path, "tasks_list", limit=1, since=since)
     assert out["total_matching"] == COUNT_CAP and out["total_is_exact"] is False
     assert out["truncated"] is True
+    # Only task and status filters: the rollups count them exactly, at any size.
+    every = await call(path, "tasks_list", limit=1)
+    rows = sql(path, "SELECT count(*) FROM task_executions")[0][0]
+    assert every["total_matching"] == rows > COUNT_CAP and every["total_is_exact"] is True
+    failed = await call(path, "tasks_list", limit=1, status="failed", task_slug="sync_inbox")
+    expected = sql(
+        path,
+        "SELECT count(*) FROM task_executions WHERE status = 'failed' AND task_slug = 'sync_inbox'",
+    )[0][0]
+    assert failed["total_matching"] == expected and failed["total_is_exact"] is True
+
+
+async def test_a_database_from_before_the_rollups_still_counts(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    """Read-only, an old database is not upgraded: without the rollups, counting stops at the
+    cap as it did before them."""
+    path = tmp_path / "old.db"
+    copy_db(demo_db, path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE rollup_hourly")
+    out = await call(path, "tasks_list", limit=1, status="failed")
+    failed = sql(path, "SELECT count(*) FROM task_executions WHERE status = 'failed'")[0][0]
+    assert out["total_matching"] == failed and out["returned"] == 1
 
 
 async def test_empty_database_says_so(tmp_path: Path) -> None:
@@ -271,12 +378,12 @@ async def test_trace_that_never_succeeded(db: Path) -> None:
 
 
 async def test_last_failed_is_one_entry_per_run_with_group_and_outcome(db: Path) -> None:
-    out = await call(db, "tasks_last_failed", since=SINCE, limit=100)
-    failures = out["failures"]
-    assert out["window"]["since"] == SINCE_CANON and failures
-    assert out["returned"] == len(failures) and out["truncated"] is False
+    found = await pages(db, "tasks_last_failed", "failures", since=SINCE, limit=7)
+    assert len(found) > 1 and all(page["window"]["since"] == SINCE_CANON for page in found)
+    failures = [f for page in found for f in page["failures"]]
+    assert sum(page["returned"] for page in found) == len(failures)
     traces = [f["trace_id"] for f in failures]
-    assert len(set(traces)) == len(traces)
+    assert len(set(traces)) == len(traces)  # each run once, across pages too
     expected = sql(
         db,
         f"SELECT trace_id, max(started_at) FROM task_executions WHERE status IN "
@@ -292,28 +399,41 @@ async def test_last_failed_is_one_entry_per_run_with_group_and_outcome(db: Path)
             "SELECT status FROM task_executions WHERE trace_id = ? ORDER BY attempt",
             f["trace_id"],
         )
-        assert f["run"]["final_status"] == attempts[-1][0]
-        assert f["run"]["attempts"] == len(attempts)
+        assert f["final_status"] == attempts[-1][0]
         assert f["failed_attempts"] == sum(s in FAILURE_STATUSES for (s,) in attempts)
-        group = f["error_group"]
-        if group:
-            n, first = sql(
-                db,
-                "SELECT count(*), min(started_at) FROM task_executions WHERE stack_hash = ?",
-                group["stack_hash"],
-            )[0]
-            assert (group["occurrences"], group["first_seen"]) == (n, first)
-            age = datetime.fromisoformat(f["started_at"]) - datetime.fromisoformat(first)
-            assert group["is_new"] == (age < timedelta(hours=24))
+        assert f"{len(attempts)} attempt" in f["run"] or f"attempt {len(attempts)}" in f["run"]
+        if f.get("stack_hash"):
             assert f["culprit"] and ".py:" in f["culprit"]
-    groups = [f["error_group"] for f in failures if f["error_group"]]
-    assert any(g["is_new"] for g in groups) and any(not g["is_new"] for g in groups)
-    assert any(f["run"]["recovered"] for f in failures)
-    assert any(not f["run"]["succeeded"] for f in failures)
-    listed = sum(e["runs_listed"] for e in out["distinct_errors"])
-    assert listed == len(groups)
-    assert out["distinct_errors"][0]["is_new"] is True  # new errors lead
-    assert f"{len(failures)} failed run(s)" in out["summary"] and "NEW" in out["summary"]
+    for page in found:
+        listed = {f["stack_hash"] for f in page["failures"] if f.get("stack_hash")}
+        assert {e["stack_hash"] for e in page["distinct_errors"]} == listed
+        assert sum(e["runs_listed"] for e in page["distinct_errors"]) == sum(
+            1 for f in page["failures"] if f.get("stack_hash")
+        )
+        for e in page["distinct_errors"]:
+            n, first, last = sql(
+                db,
+                "SELECT count(*), min(started_at), max(started_at) FROM task_executions "
+                "WHERE stack_hash = ?",
+                e["stack_hash"],
+            )[0]
+            assert (e["occurrences"], e["first_seen"], e["last_seen"]) == (n, first, last)
+            ages = [
+                datetime.fromisoformat(f["started_at"]) - datetime.fromisoformat(first)
+                for f in page["failures"]
+                if f.get("stack_hash") == e["stack_hash"]
+            ]
+            assert e["is_new"] == any(age < timedelta(hours=24) for age in ages)
+    errors = [e for page in found for e in page["distinct_errors"]]
+    assert any(e["is_new"] for e in errors) and any(not e["is_new"] for e in errors)
+    assert any(f["final_status"] == "success" for f in failures)  # recovered by a retry
+    assert any(f["final_status"] != "success" for f in failures)
+    new_first = next(page for page in found if any(e["is_new"] for e in page["distinct_errors"]))
+    assert new_first["distinct_errors"][0]["is_new"] is True  # new errors lead
+    assert "NEW" in new_first["summary"]
+    assert found[0]["summary"].startswith("The 7 most recent failed runs (since ")
+    assert all(p["summary"].startswith("The next 7 failed run(s)") for p in found[1:-1])
+    assert found[-1]["summary"].startswith(f"The last {found[-1]['returned']} failed run(s)")
 
 
 async def test_last_failed_limit_and_task_filter(db: Path) -> None:
@@ -326,6 +446,7 @@ async def test_last_failed_with_nothing_to_report(db: Path) -> None:
     out = await call(db, "tasks_last_failed", since="2030-01-01T00:00:00Z")
     assert out["failures"] == [] and out["returned"] == 0
     assert out["distinct_errors"] == [] and out["truncated"] is False
+    assert "next_cursor" not in out
     assert out["hint"].startswith("No failures since 2030-01-01; this database spans 2026-11-06")
 
 
@@ -377,7 +498,7 @@ async def test_alerts_open_by_default_newest_first(alerts_db: Path) -> None:
         ("missed", "send_digest"),
     ]
     assert out["counts"] == {"open": 2, "resolved": 1}
-    assert out["returned"] == 2 and out["truncated"] is False and out["hint"] is None
+    assert out["returned"] == 2 and out["truncated"] is False and "hint" not in out
     new = out["alerts"][0]
     assert new == {
         "kind": "new_error",
@@ -388,14 +509,13 @@ async def test_alerts_open_by_default_newest_first(alerts_db: Path) -> None:
         "since": T2,
         "opened_at": T2,
         "last_seen_at": T2,
-        "resolved_at": None,
         "trace_id": "cd" * 16,
         "span_id": "c" * 16,
         "stack_hash": "f" * 64,
         "times_opened": 1,
     }
     missed = out["alerts"][1]
-    assert missed["trace_id"] is None and missed["last_seen_at"] == T2
+    assert "trace_id" not in missed and missed["last_seen_at"] == T2  # no value: left out
     assert out["summary"].startswith("2 open alert(s): 1 new_error, 1 missed; newest:")
     assert out["summary"].endswith("; in all: 2 open, 1 resolved.")
     # The run an alert names is one tasks_by_trace can be asked about.
@@ -497,9 +617,9 @@ async def test_unknown_status(db: Path) -> None:
     ("tool", "limit", "bound"),
     [
         ("tasks_list", 0, "greater than or equal to 1"),
-        ("tasks_list", 201, "less than or equal to 200"),
+        ("tasks_list", LIST_PAGE + 1, f"less than or equal to {LIST_PAGE}"),
         ("tasks_last_failed", 0, "greater than or equal to 1"),
-        ("tasks_last_failed", 101, "less than or equal to 100"),
+        ("tasks_last_failed", FAILED_PAGE + 1, f"less than or equal to {FAILED_PAGE}"),
     ],
 )
 async def test_limit_out_of_range(db: Path, tool: str, limit: int, bound: str) -> None:
@@ -564,11 +684,11 @@ async def test_no_tool_writes_whatever_the_arguments(db: Path, tmp_path: Path) -
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     hostile = "x'; DROP TABLE task_executions; --"
     trace_id = sql(path, "SELECT trace_id FROM task_executions LIMIT 1")[0][0]
-    await call(path, "tasks_list", task_slug=hostile, task_id=hostile, limit=200)
+    await call(path, "tasks_list", task_slug=hostile, task_id=hostile, limit=LIST_PAGE)
     await call(path, "tasks_list", status="failed", since="7d", until="1h")
     await call(path, "tasks_by_trace", trace_id=trace_id)
-    await call(path, "tasks_last_failed", task_slug=hostile, limit=100)
-    await call(path, "tasks_last_failed", since=SINCE, limit=100)
+    await call(path, "tasks_last_failed", task_slug=hostile, limit=FAILED_PAGE)
+    await call(path, "tasks_last_failed", since=SINCE, limit=FAILED_PAGE)
     await call(path, "tasks_alerts", state="all", task_slug=hostile, limit=200)
     await error(path, "tasks_by_trace", trace_id=hostile)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
@@ -578,6 +698,27 @@ async def test_no_tool_writes_whatever_the_arguments(db: Path, tmp_path: Path) -
         pytest.raises(sqlite3.OperationalError, match="readonly"),
     ):
         store.conn.execute("DELETE FROM task_executions")
+
+
+async def test_a_file_put_in_place_is_read_anew(demo_db: Path, tmp_path: Path) -> None:
+    """The read-only connection a server keeps open follows the file at its path: a file put
+    in its place, or removed, is noticed on the next call."""
+    path = tmp_path / "swapped.db"
+    copy_db(demo_db, path)
+    server = build_server(str(path))
+    async with Client(server, raise_exceptions=True) as client:
+        before = await client.call_tool("tasks_list", {"limit": 1})
+        assert before.structured_content is not None
+        assert before.structured_content["total_matching"] > 0
+        fresh = tmp_path / "fresh.db"
+        Store(fresh).close()
+        os.replace(fresh, path)
+        after = await client.call_tool("tasks_list", {"limit": 1})
+        assert after.structured_content is not None
+        assert after.structured_content["total_matching"] == 0
+        path.unlink()
+        gone = await client.call_tool("tasks_list", {"limit": 1})
+        assert gone.is_error and "no database at" in gone.content[0].text
 
 
 def test_datasette_plugin_loads_without_the_mcp_extra() -> None:

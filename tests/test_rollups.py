@@ -221,10 +221,19 @@ def test_migration_fills_rollups_of_an_older_file(tmp_path: Path) -> None:
     for table in rollups.TABLES:
         conn.execute(f"DROP TABLE {table}")
     conn.execute(f"DELETE FROM {schema.MIGRATIONS_TABLE} WHERE name = 'm006_rollups'")
+    conn.execute("DROP INDEX ix_te_error_type")  # as m001 made it before m006
+    conn.execute(
+        "CREATE INDEX ix_te_error_type ON task_executions (error_type) WHERE error_type IS NOT NULL"
+    )
     conn.commit()
     conn.close()
     with Store(path) as store:
         exact(store)
+        for name in ("ix_te_error_type", "ix_te_slots", "ix_te_long_runs"):
+            (sql,) = store.conn.execute(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (name,)
+            ).fetchone()
+            assert sql == schema.INDEXES[name]
 
 
 def test_verify_finds_and_rebuild_fixes_a_tampered_rollup(tmp_path: Path) -> None:

@@ -54,8 +54,11 @@ INDEXES: dict[str, str] = {
         "WHERE status IN ('failed', 'timeout', 'abandoned')"
     ),
     # Datasette's facet counts on these columns read an index instead of the whole table.
+    # started_at rides along: the table page filtered by error type lists newest first
+    # without sorting every match (m006 rebuilds the older one-column index)
     "ix_te_error_type": (
-        "CREATE INDEX ix_te_error_type ON task_executions (error_type) WHERE error_type IS NOT NULL"
+        "CREATE INDEX ix_te_error_type ON task_executions (error_type, started_at DESC) "
+        "WHERE error_type IS NOT NULL"
     ),
     "ix_te_provenance": "CREATE INDEX ix_te_provenance ON task_executions (provenance)",
     # Slots a task ran more than once: first attempts by slot, newest first, index-only.
@@ -356,12 +359,23 @@ def m005_schedules_and_alerts(db: sqlite3.Connection) -> None:
 def m006_rollups(db: sqlite3.Connection) -> None:
     """Rollups per task and hour (``db/rollups.py``): their tables, filled from the rows there,
     and the triggers that keep them exact; and ``ix_te_slots`` (slots run more than once),
-    ``ix_te_late_starts``, ``ix_te_long_runs`` and ``ix_te_stack_hash_started`` (the alerts).
+    ``ix_te_late_starts``, ``ix_te_long_runs`` and ``ix_te_stack_hash_started`` (the alerts),
+    and ``ix_te_error_type`` rebuilt with ``started_at`` (the table page by error type).
     Their DDL ships with this migration: a later change to ``rollups.DDL`` or
     ``rollups.TRIGGERS`` needs a migration of its own."""
     rollups.create(db)
-    for name in ("ix_te_slots", "ix_te_late_starts", "ix_te_long_runs", "ix_te_stack_hash_started"):
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is None:
+    for name in (
+        "ix_te_slots",
+        "ix_te_late_starts",
+        "ix_te_long_runs",
+        "ix_te_stack_hash_started",
+        "ix_te_error_type",
+    ):
+        row = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] != INDEXES[name]:  # an older definition
+            db.execute(f"DROP INDEX {name}")
+            row = None
+        if row is None:
             db.execute(INDEXES[name])
 
 

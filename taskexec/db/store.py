@@ -58,7 +58,17 @@ DISTINCT_COLUMNS = ("task_slug", "task_id", "status", "error_type", "provenance"
 _CHUNK = 400  # ids per IN (...) list: well under SQLite's variable limit
 AppendOutcome = Literal["inserted", "duplicate"]
 
-__all__ = ["BatchResult", "BulkResult", "DataRange", "ProbeResult", "PruneResult", "Store"]
+__all__ = [
+    "BatchResult",
+    "BulkResult",
+    "DataRange",
+    "ExecutionCounts",
+    "ProbeResult",
+    "PruneResult",
+    "Store",
+    "execution_counts",
+    "search_count",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,16 @@ class DataRange:
     first_started_at: str | None
     last_started_at: str | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class ExecutionCounts:
+    """Executions matching a status and task filter: in all, by status and by task (each
+    largest first, then by name; only values with a count)."""
+
+    total: int
+    by_status: dict[str, int]
+    by_task: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -457,12 +477,20 @@ class Store:
         until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: tuple[str, int] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Executions matching every given filter, newest first."""
+        """Executions matching every given filter, newest first (``started_at``, then ``id``).
+
+        ``after`` is the ``(started_at, id)`` of the last row of the previous page: the page
+        continues after it (keyset paging: the same cost on every page, unlike ``offset``).
+        ``columns`` limits what is read (``id`` always comes too); None reads every column.
+        """
         where, params = _filters(task_id, task_slug, status, since, until)
+        where = _after(where, params, after, "")
         params.update(limit=_check_limit(limit), offset=max(0, int(offset)))
         sql = (
-            f"SELECT * FROM task_executions {where} "
+            f"SELECT {_columns(columns)} FROM task_executions {where} "
             "ORDER BY started_at DESC, id DESC LIMIT :limit OFFSET :offset"
         )
         return [decode_row(r) for r in self._query(sql, params)]
@@ -512,9 +540,17 @@ class Store:
         return out
 
     def last_failed(
-        self, *, limit: int = 10, task_slug: str | None = None, since: datetime | None = None
+        self,
+        *,
+        limit: int = 10,
+        task_slug: str | None = None,
+        since: datetime | None = None,
+        after: tuple[str, int] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """The most recent failed/timed-out/abandoned attempts with their error group's numbers."""
+        """The most recent failed/timed-out/abandoned attempts with their error group's numbers,
+        newest first; ``after`` continues after a ``(started_at, id)`` and ``columns`` limits
+        what is read of each attempt (see ``list_executions``)."""
         statuses = ", ".join(f"'{s}'" for s in FAILURE_STATUSES)
         clauses = [f"t.status IN ({statuses})"]
         params: dict[str, Any] = {"limit": _check_limit(limit)}
@@ -524,11 +560,13 @@ class Store:
         if since is not None:
             clauses.append("t.started_at >= :since")
             params["since"] = format_ts(since, "since")
+        where = _after("WHERE " + " AND ".join(clauses), params, after, "t.")
         sql = (
-            "SELECT t.*, g.occurrences AS group_occurrences, g.first_seen AS group_first_seen, "
+            f"SELECT {_columns(columns, 't.')}, g.occurrences AS group_occurrences, "
+            "g.first_seen AS group_first_seen, "
             "g.last_seen AS group_last_seen FROM task_executions t "
             "LEFT JOIN error_groups g ON g.stack_hash = t.stack_hash "
-            f"WHERE {' AND '.join(clauses)} ORDER BY t.started_at DESC, t.id DESC LIMIT :limit"
+            f"{where} ORDER BY t.started_at DESC, t.id DESC LIMIT :limit"
         )
         return [decode_row(r) for r in self._query(sql, params)]
 
@@ -616,6 +654,44 @@ class Store:
                 self.conn.execute("ROLLBACK")
         return {s: (int(rolled[i]), int(raw.get(s, 0))) for i, s in enumerate(STATUSES)}
 
+    def execution_counts(
+        self, *, statuses: Iterable[str] | None = None, tasks: Iterable[str] | None = None
+    ) -> ExecutionCounts:
+        """How many executions have one of ``statuses`` and one of ``tasks`` (None: any), by
+        status and by task, from the rollups (``execution_counts``): milliseconds at any size."""
+        with self._lock:
+            return execution_counts(self.conn, statuses=statuses, tasks=tasks)
+
+    def rollup_count(
+        self, *, statuses: Iterable[str] | None = None, tasks: Iterable[str] | None = None
+    ) -> int:
+        """How many executions have one of ``statuses`` and one of ``tasks`` (None: any): one
+        sum over the rollups (``execution_counts`` without the breakdowns, a tenth the cost)."""
+        wanted = list(STATUSES) if statuses is None else [s for s in STATUSES if s in statuses]
+        if not wanted:
+            return 0
+        sql = f"SELECT coalesce(sum({' + '.join(wanted)}), 0) FROM {rollups.HOURLY}"
+        params: list[str] = []
+        if tasks is not None:
+            params = sorted(set(tasks))
+            sql += f" WHERE task_slug IN ({', '.join('?' * len(params)) or 'NULL'})"
+        return int(self._query(sql, params)[0][0])
+
+    def file_identity(self) -> tuple[int, int] | None:
+        """The device and inode of the file at ``path`` now (None when there is none): a reader
+        kept open compares it with the one it opened, to notice a file put in its place."""
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return (found.st_dev, found.st_ino)
+
+    def schema_version(self) -> int:
+        """SQLite's schema version of this connection's file: it changes with every migration
+        (a reader kept open reopens then, to check the schema again)."""
+        with self._lock:
+            return int(self.conn.execute("PRAGMA schema_version").fetchone()[0])
+
     def data_range(self) -> DataRange:
         """The first and last ``started_at`` (None when empty) and how many attempts there are."""
         row = self.run_probe("data_range").dicts()[0]
@@ -671,6 +747,57 @@ class Store:
             return ProbeResult(columns, [tuple(r) for r in cursor.fetchall()])
 
 
+def execution_counts(
+    conn: sqlite3.Connection,
+    *,
+    statuses: Iterable[str] | None = None,
+    tasks: Iterable[str] | None = None,
+) -> ExecutionCounts:
+    """Counts of ``task_executions`` rows whose status is one of ``statuses`` and whose task is
+    one of ``tasks`` (None: no filter), read from ``rollup_hourly`` (exact at all times: its
+    triggers count every write), so it costs a sum over task-hours, not a scan of the rows.
+
+    A module function over a connection, so Datasette's table page can run it on its own
+    connection (``Database.execute_fn``); ``Store.execution_counts`` is the same on the store's.
+    """
+    wanted = None if statuses is None else set(statuses)
+    sums = ", ".join(f"coalesce(sum({s}), 0)" for s in STATUSES)
+    sql = f"SELECT task_slug, {sums} FROM {rollups.HOURLY}"
+    params: list[str] = []
+    if tasks is not None:
+        params = sorted(set(tasks))
+        sql += f" WHERE task_slug IN ({', '.join('?' * len(params)) or 'NULL'})"
+    by_status = dict.fromkeys(STATUSES, 0)
+    by_task: dict[str, int] = {}
+    for task, *counts in conn.execute(sql + " GROUP BY task_slug", params):
+        n = 0
+        for status, count in zip(STATUSES, counts, strict=True):
+            if wanted is None or status in wanted:
+                by_status[status] += count
+                n += count
+        if n:
+            by_task[task] = n
+    return ExecutionCounts(
+        total=sum(by_status.values()),
+        by_status=_largest_first(by_status),
+        by_task=_largest_first(by_task),
+    )
+
+
+def search_count(conn: sqlite3.Connection, match: str) -> int:
+    """How many executions the full-text query ``match`` (FTS5 syntax) finds in their content
+    or error message: read from the search index alone (it holds one entry per row, kept by
+    triggers), so no row of ``task_executions`` is visited."""
+    row = conn.execute(
+        "SELECT count(*) FROM task_executions_fts WHERE task_executions_fts MATCH ?", (match,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _largest_first(counts: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: (-kv[1], kv[0])))
+
+
 def _batches(records: Iterable[TaskExecution], size: int) -> Iterator[list[TaskExecution]]:
     batch: list[TaskExecution] = []
     for record in records:
@@ -718,6 +845,29 @@ def _filters(
         clauses.append("started_at < :until")
         params["until"] = format_ts(until, "until")
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _after(where: str, params: dict[str, Any], after: tuple[str, int] | None, alias: str) -> str:
+    """``where`` continued by the keyset ``after`` (rows ordered by started_at, id, both
+    descending): written so the started_at index still bounds the scan."""
+    if after is None:
+        return where
+    params["after_started"], params["after_id"] = str(after[0]), int(after[1])
+    clause = (
+        f"{alias}started_at <= :after_started AND "
+        f"({alias}started_at < :after_started OR {alias}id < :after_id)"
+    )
+    return f"{where} AND {clause}" if where else f"WHERE {clause}"
+
+
+def _columns(columns: Sequence[str] | None, alias: str = "") -> str:
+    """A select list of known columns (``id`` first); every column for None."""
+    if columns is None:
+        return f"{alias}*"
+    unknown = [c for c in columns if c not in COL and c != "id"]
+    if unknown:
+        raise InvalidRecord("columns", f"unknown column(s) {unknown}")
+    return ", ".join(alias + c for c in dict.fromkeys(["id", *columns]))
 
 
 def _error_fields(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, parse_qsl, quote
 
+from datasette.facets import Facet
 from datasette.hookspecs import hookimpl
-from datasette.utils import tilde_decode
+from datasette.utils import path_with_added_args, path_with_removed_args, tilde_decode
 from datasette.utils.asgi import Request, Response, asgi_static
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from markupsafe import Markup
@@ -32,6 +33,7 @@ from ... import probes as probe_sql
 from ...db import Store, functions
 from ...db import schema as migrations
 from ...db.rows import JSON_COLUMNS
+from ...db.store import ExecutionCounts, execution_counts, search_count
 from ...errors import InvalidRecord, UnknownProbe
 from ...model import check_trace_id, parse_ts
 from .. import empty_note
@@ -39,12 +41,15 @@ from .assets import assets_dir
 from .metadata import DASHBOARD, TABLE, TABLE_DESCRIPTIONS, build_metadata, query_groups
 from .pages import (
     HASH_COLUMNS,
+    CountPlan,
     PageLoader,
     arrange,
+    count_plan,
     is_rate,
     percent,
     query_sql,
     readable_time,
+    row_cells,
     short_hash,
     status_label,
     window_of,
@@ -136,6 +141,20 @@ def extra_css_urls(datasette: Datasette) -> list[str]:
     return [datasette.urls.path(f"{STATIC_PREFIX}taskexec.css?v={_asset_version('taskexec.css')}")]
 
 
+@hookimpl
+def extra_js_urls(
+    template: str, request: Request | None, datasette: Datasette
+) -> list[dict[str, Any]]:
+    """On the task health dashboard: its "Refresh" control (``static/autorefresh.js``: off
+    unless chosen; 30 s, 1 min or 5 min, kept in the URL as ``?refresh=``)."""
+    if template != "dashboard_view.html" or request is None:
+        return []
+    if request.url_vars.get("slug") != DASHBOARD or not taskexec_databases(datasette):
+        return []
+    url = f"{STATIC_PREFIX}autorefresh.js?v={_asset_version('autorefresh.js')}"
+    return [{"url": datasette.urls.path(url), "module": True}]
+
+
 @cache
 def _asset_version(name: str) -> str:
     """A short content hash, so browsers refetch a changed stylesheet."""
@@ -184,6 +203,8 @@ def asgi_wrapper(datasette: Datasette) -> Callable[[Any], Any]:
                     }
                     await Response.json(body, status=400).asgi_send(send)
                     return
+                scope = await _counted_by_us(datasette, scope)
+                send = _keeping_refresh(datasette, scope, send)
             await app(scope, receive, send)
 
         return checked
@@ -191,11 +212,55 @@ def asgi_wrapper(datasette: Datasette) -> Callable[[Any], Any]:
     return wrap
 
 
-async def _window_problem_of(datasette: Datasette, scope: dict[str, Any]) -> str | None:
+def _keeping_refresh(datasette: Datasette, scope: dict[str, Any], send: Any) -> Any:
+    """``send`` for the dashboard page: its redirect to the default filters (which
+    datasette-dashboards makes when none are given) keeps the ``refresh`` interval asked for
+    (``static/autorefresh.js``), so a bookmark of ``?refresh=1m`` refreshes."""
+    if _route_path(datasette, scope) != f"/-/dashboards/{DASHBOARD}":
+        return send
+    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    refresh = dict(query).get("refresh")
+    if not refresh:
+        return send
+
+    async def keeping(message: dict[str, Any]) -> None:
+        if message.get("type") == "http.response.start" and message.get("status") in (301, 302):
+            headers = []
+            for key, value in message.get("headers", []):
+                if key.lower() == b"location" and b"refresh=" not in value:
+                    glue = b"&" if b"?" in value else b"?"
+                    value += glue + b"refresh=" + quote(refresh, safe="").encode("latin-1")
+                headers.append((key, value))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return keeping
+
+
+def _route_path(datasette: Datasette, scope: dict[str, Any]) -> str:
+    """The request's path without Datasette's ``base_url``."""
     path = scope.get("path") or ""
     base = datasette.setting("base_url") or "/"
     if base != "/" and path.startswith(base):
         path = "/" + path[len(base) :]
+    return str(path)
+
+
+async def _serves_taskexec(datasette: Datasette, route: str) -> bool:
+    """Whether the database at ``route`` is a taskexec database. This wrapper sees the first
+    request before Datasette's startup hooks ran, so the file itself is asked then."""
+    known = taskexec_databases(datasette)
+    for db_name, db in list(datasette.databases.items()):
+        if db_name == "_internal" or (db.route or db_name) != route:
+            continue
+        if datasette in _taskexec_dbs:
+            return db_name in known
+        return bool(await db.table_exists(migrations.MIGRATIONS_TABLE))
+    return False
+
+
+async def _window_problem_of(datasette: Datasette, scope: dict[str, Any]) -> str | None:
+    path = _route_path(datasette, scope)
     match = _DATA_PATH.match(path)
     if match is None:
         return None
@@ -205,17 +270,179 @@ async def _window_problem_of(datasette: Datasette, scope: dict[str, Any]) -> str
     problem = window_problem(query_sql(name, args), args)
     if problem is None:
         return None
-    # This wrapper sees the first request before Datasette's startup hooks ran: ask the file.
-    route = tilde_decode(match["db"])
-    for db_name, db in list(datasette.databases.items()):
-        if db_name == "_internal" or (db.route or db_name) != route:
-            continue
-        if await db.table_exists(migrations.MIGRATIONS_TABLE):
-            return problem
-    return None
+    return problem if await _serves_taskexec(datasette, tilde_decode(match["db"])) else None
 
 
 _DATA_PATH = re.compile(r"^/(?P<db>[^/.]+)(?:/(?P<name>[^/.]+))?\.(?:json|csv)$")
+
+
+# -- the executions table: counted from the rollups or the search index, not by a scan -----------
+
+#: Where the wrapper keeps a table page's own query string while Datasette reads ``_nocount``.
+_OWN_QUERY = "taskexec.query_string"
+#: Where one request's counts are kept (the count above the rows and the facets share them).
+_COUNTS = "taskexec.counts"
+_TABLE_PATH = re.compile(rf"^/(?P<db>[^/.]+)/{TABLE}$")
+
+
+async def _counted_by_us(datasette: Datasette, scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope of an HTML page of the executions table, made cheap at any size; any other
+    request is left as it is.
+
+    - Rows we count (``pages.count_plan``: from the rollups or the search index) get
+      ``_nocount=1``, so Datasette skips its ``count(*)`` (a second per ten million rows). The
+      query string without it is kept aside and put back by our ``filters_from_request``,
+      which Datasette calls right after reading ``_nocount``, so no link on the page has it.
+    - A search without a sort is sorted by ``id``, newest first (``_sort_desc=id``, which its
+      links keep): SQLite then reads the matches' ids from the search index and the newest
+      rows by id, where ordering by ``started_at`` would read and sort every match first (a
+      common word matches tens of thousands of rows at ten million).
+    """
+    match = _TABLE_PATH.match(_route_path(datasette, scope))
+    if match is None:
+        return scope
+    query: bytes = scope.get("query_string", b"")
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    keys = {key for key, _ in pairs}
+    sort = bool(dict(pairs).get("_search", "").strip()) and not keys & {"_sort", "_sort_desc"}
+    count = "_nocount" not in keys and count_plan(pairs) is not None
+    if not (sort or count) or not await _serves_taskexec(datasette, tilde_decode(match["db"])):
+        return scope
+    shown = _with_arg(query, b"_sort_desc=id") if sort else query
+    if not count:
+        return {**scope, "query_string": shown}
+    return {**scope, "query_string": _with_arg(shown, b"_nocount=1"), _OWN_QUERY: shown}
+
+
+def _with_arg(query: bytes, arg: bytes) -> bytes:
+    return query + b"&" + arg if query else arg
+
+
+@hookimpl
+def filters_from_request(request: Request) -> None:
+    """Put back the query string ``_counted_by_us`` added ``_nocount`` to (see there)."""
+    own = request.scope.pop(_OWN_QUERY, None)
+    if own is not None:
+        request.scope["query_string"] = own
+
+
+def _plan_of(request: Request) -> CountPlan | None:
+    return count_plan(parse_qsl(request.query_string, keep_blank_values=True))
+
+
+async def _counts(
+    datasette: Datasette, database: str, request: Request
+) -> ExecutionCounts | int | None:
+    """The executions this table page shows, counted by its plan: from the rollups (in all,
+    by status, by task) or the search index (a number); None when Datasette must count.
+    Computed once per request."""
+    if _COUNTS in request.scope:
+        found: ExecutionCounts | int | None = request.scope[_COUNTS]
+        return found
+    plan = _plan_of(request)
+    result: ExecutionCounts | int | None = None
+    if plan is not None:
+        db = datasette.get_database(database)
+        try:
+            if plan.search is not None:
+                result = await db.execute_fn(functools.partial(search_count, match=plan.search))
+            else:
+                count = functools.partial(
+                    execution_counts, statuses=plan.statuses, tasks=plan.tasks
+                )
+                result = await db.execute_fn(count)
+        except sqlite3.Error:  # an odd search Datasette will report itself
+            result = None
+    request.scope[_COUNTS] = result
+    return result
+
+
+async def _table_vars(datasette: Datasette, database: str, request: Request) -> dict[str, Any]:
+    """The executions table page's count (when we count it: Datasette was told not to) and,
+    when facet counts cannot come from the rollups, links to have Datasette count them."""
+    counts = await _counts(datasette, database, request)
+    found: dict[str, Any] = {}
+    if counts is not None:
+        found["filtered_table_rows_count"] = counts if isinstance(counts, int) else counts.total
+    if not isinstance(counts, ExecutionCounts):
+        asked = set(request.args.getlist("_facet"))
+        found["te_facet_links"] = [
+            (column, datasette.urls.path(path_with_added_args(request, {"_facet": column})))
+            for column in ROLLUP_FACETS
+            if column not in asked
+        ]
+    return found
+
+
+#: The facets of the executions table the rollups count.
+ROLLUP_FACETS = ("status", "task_slug")
+
+
+class RollupFacet(Facet):
+    """Facets of the executions table counted from the rollups: ``{"rollup": "status"}`` or
+    ``{"rollup": "task_slug"}`` in the table's metadata. They answer when the page's filters
+    are the rollups' (status and task, see ``pages.count_plan``), in a millisecond at any size,
+    shaped as Datasette's column facets (same JSON, same links); on other pages they stay
+    empty (the page links to Datasette's own facet for them instead: a scan under its time
+    limit)."""
+
+    type = "rollup"
+
+    async def suggest(self) -> list[dict[str, Any]]:
+        return []
+
+    async def facet_results(self) -> tuple[list[dict[str, Any]], list[str]]:
+        configs = self.get_configs()
+        if not configs or self.table != TABLE:
+            return [], []
+        if self.database not in taskexec_databases(self.ds):
+            return [], []
+        counts = await _counts(self.ds, self.database, self.request)
+        if not isinstance(counts, ExecutionCounts):
+            return [], []
+        asked = set(self.request.args.getlist("_facet"))
+        pairs = self.get_querystring_pairs()
+        size = self.get_facet_size()
+        results = []
+        for config in configs:
+            column = config["config"].get("column") or config["config"].get("simple")
+            by = {"status": counts.by_status, "task_slug": counts.by_task}.get(column)
+            if by is None or column in asked:  # asked for as Datasette's own: that shows it
+                continue
+            values = []
+            for value, count in list(by.items())[:size]:
+                selected = (column, value) in pairs
+                if selected:
+                    toggle = path_with_removed_args(self.request, {column: value})
+                else:
+                    toggle = path_with_added_args(self.request, {column: value})
+                values.append(
+                    {
+                        "value": value,
+                        "label": value,
+                        "count": count,
+                        "toggle_url": self.ds.absolute_url(self.request, self.ds.urls.path(toggle)),
+                        "selected": selected,
+                    }
+                )
+            results.append(
+                {
+                    "name": column,
+                    "type": "column",  # what it is to a reader (and to JSON clients)
+                    "hideable": config["source"] != "metadata",
+                    "toggle_url": self.ds.urls.path(
+                        path_with_removed_args(self.request, {"_facet_rollup": column})
+                    ),
+                    "results": values,
+                    "truncated": len(by) > size,
+                }
+            )
+        return results, []
+
+
+@hookimpl
+def register_facet_classes() -> list[type[Facet]]:
+    return [RollupFacet]
 
 
 @hookimpl
@@ -241,7 +468,14 @@ def extra_template_vars(
                 "te_table_descriptions": TABLE_DESCRIPTIONS,
             }
         if template.startswith(("table", "row")):
-            return {"te_arrange": functools.partial(arrange, table), "te_pk": _pk_cell}
+            found = {
+                "te_arrange": functools.partial(arrange, table),
+                "te_pk": _pk_cell,
+                "te_row": row_cells,
+            }
+            if template.startswith("table") and table == TABLE:
+                found.update(await _table_vars(datasette, database, request))
+            return found
         return {}
 
     return inner
@@ -444,8 +678,8 @@ def render_cell(
         return Markup('<a href="{}">{}</a>').format(href, value)
     if is_rate(column) and 0 <= value <= 1:
         return percent(value)
-    if column.endswith("_ms"):
-        return Markup('<span class="te-ms" title="{} ms">{}</span>').format(value, human_ms(value))
+    if column.endswith("_ms"):  # a number: nothing to escape
+        return Markup(f'<span class="te-ms" title="{value} ms">{human_ms(value)}</span>')
     return None
 
 
@@ -483,8 +717,10 @@ def trace_url(datasette: Datasette, trace_id: str) -> str:
     return datasette.urls.path("/-/trace/" + quote(trace_id, safe=""))
 
 
+@functools.lru_cache(maxsize=4096)
 def render_json(text: str) -> Markup | None:
-    """A JSON list of scalars as a row of chips; anything else pretty-printed in <pre>."""
+    """A JSON list of scalars as a row of chips; anything else pretty-printed in <pre>.
+    Remembered: the same attributes and sources repeat on row after row of a table page."""
     try:
         value = json.loads(text)
     except ValueError:

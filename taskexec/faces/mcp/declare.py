@@ -4,9 +4,10 @@
 ``register_tools(mcp, find_database)`` adds them to an ``MCPServer``; both faces of the tools use
 it and only say which database file a call reads: ``taskexec mcp`` (``server.py``) always its
 own, the Datasette hook (``datasette_hook.py``) the served database named by the extra
-``database`` argument, which only it offers. Each call opens that file read-only on a worker
-thread and closes it again, so no argument can make a tool write; the answers come from
-``tools.py`` as the models of ``models.py``.
+``database`` argument, which only it offers. Each call reads that file on a worker thread
+through a read-only connection (``reader``: kept open while the file and its schema stay the
+same), so no argument can make a tool write; the answers come from ``tools.py`` as the models
+of ``models.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import functools
 import inspect
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, get_args
 
@@ -58,10 +61,30 @@ UntilArg = Annotated[
     str | None, Field(max_length=64, description=f"Only attempts started before. {_WHEN}")
 ]
 ListLimitArg = Annotated[
-    int, Field(ge=1, le=200, description="How many executions to return (1-200).")
+    int,
+    Field(
+        ge=1,
+        le=models.LIST_PAGE,
+        description=f"How many executions a page holds (1-{models.LIST_PAGE}); "
+        "`next_cursor` continues.",
+    ),
 ]
 FailedLimitArg = Annotated[
-    int, Field(ge=1, le=100, description="How many failed runs to return (1-100).")
+    int,
+    Field(
+        ge=1,
+        le=models.FAILED_PAGE,
+        description=f"How many failed runs a page holds (1-{models.FAILED_PAGE}); "
+        "`next_cursor` continues.",
+    ),
+]
+CursorArg = Annotated[
+    str | None,
+    Field(
+        max_length=1000,
+        description="The `next_cursor` of the previous answer, to get the page after it "
+        "(filters may be left out: the cursor carries them).",
+    ),
 ]
 AlertStateArg = Annotated[
     Literal["open", "resolved", "all"],
@@ -106,16 +129,18 @@ def tasks_last_failed(
     limit: FailedLimitArg = 10,
     task_slug: TaskSlugArg = None,
     since: SinceArg = None,
+    cursor: CursorArg = None,
 ) -> models.FailureReport:
     """The most recent failed runs and why: the first tool to call when debugging.
 
     Answers "what failed last night and why?". One entry per failed run (its latest failed attempt;
     failed, timeout or abandoned), newest first, each with the error, the innermost stack frame
-    (`culprit`), its error group (occurrences, first seen, `is_new` when first seen less than 24h
-    before this failure) and how the run ended after retries (`run`). `summary` says it in words and
-    `distinct_errors` groups the causes. Follow up with tasks_by_trace(trace_id) for stack traces.
+    (`culprit`), its error group (`stack_hash`) and how the run ended after retries (`run`,
+    `final_status`). `distinct_errors` describes each error group once (occurrences, first seen,
+    `is_new` when first seen less than 24h before a listed failure); `summary` says it in words.
+    More than a page: pass `next_cursor` as `cursor`. Follow up with tasks_by_trace(trace_id).
     """
-    return answers.last_failed(store, limit=limit, task_slug=task_slug, since=since)
+    return answers.last_failed(store, limit=limit, task_slug=task_slug, since=since, cursor=cursor)
 
 
 def tasks_by_trace(store: Store, trace_id: TraceIdArg) -> models.TraceDetail:
@@ -136,13 +161,15 @@ def tasks_list(
     since: SinceArg = None,
     until: UntilArg = None,
     limit: ListLimitArg = 20,
+    cursor: CursorArg = None,
 ) -> models.ExecutionList:
     """List task executions (one row per attempt), newest first, with how many match.
 
     Use it to browse or count runs: "did sync_inbox run today?", "how many timeouts since Monday?",
     "what ran between 02:00 and 03:00?". Filters combine with AND. `total_matching` counts all
-    matches (exact up to 10,000) and `truncated` says whether more exist than were returned.
-    For failures and their causes prefer tasks_last_failed; for one run's details, tasks_by_trace.
+    matches (exact up to 10,000); `truncated` says more exist than this page holds, and passing
+    `next_cursor` as `cursor` returns the next page. Each row is compact (the error's first line);
+    for failures and their causes prefer tasks_last_failed, for one run's details tasks_by_trace.
     """
     return answers.list_executions(
         store,
@@ -152,6 +179,7 @@ def tasks_list(
         since=since,
         until=until,
         limit=limit,
+        cursor=cursor,
     )
 
 
@@ -205,7 +233,8 @@ def _mcp_tool(
 
     Its signature (which the SDK reads for the input and output schemas) is the declared one
     with the Store replaced by the SDK's Context, plus ``database`` when offered, and returning
-    the answer already as a ``CallToolResult`` (see ``as_result``) checked against the model.
+    the answer already as a ``CallToolResult`` (see ``as_result``), published under the
+    model's compact schema (``models.published``).
     """
 
     async def tool(ctx: Context, **arguments: Any) -> CallToolResult:
@@ -220,7 +249,9 @@ def _mcp_tool(
     extra = [_DATABASE] if database_argument else []
     signature = inspect.Signature(
         [context, *parameters, *extra],
-        return_annotation=Annotated[CallToolResult, declared_signature.return_annotation],
+        return_annotation=Annotated[
+            CallToolResult, models.published(declared_signature.return_annotation)
+        ],
     )
     tool.__name__ = tool.__qualname__ = declared.__name__
     tool.__doc__ = declared.__doc__
@@ -233,13 +264,13 @@ def _mcp_tool(
 
 
 def run_tool(db_path: str, compute: Callable[..., BaseModel], **kwargs: object) -> CallToolResult:
-    """Open the database read-only, compute one answer, close it; return it as a tool result.
+    """Compute one answer from the database opened read-only; return it as a tool result.
 
     Anticipated problems (bad arguments, a missing or foreign database, SQLite errors) become a
     ``ToolError`` whose one-line message says how to fix the call; no traceback reaches the client.
     """
     try:
-        store = Store.open_readonly(db_path)
+        store = reader(db_path)
     except TaskexecError as exc:
         raise ToolError(str(exc)) from None
     try:
@@ -248,14 +279,43 @@ def run_tool(db_path: str, compute: Callable[..., BaseModel], **kwargs: object) 
         raise ToolError(str(exc)) from None
     except sqlite3.Error as exc:
         raise ToolError(f"database error ({exc}); retry, or check {db_path}") from None
-    finally:
-        store.close()
+
+
+#: Read-only stores kept open between calls, by path, newest used last (at most ``_KEEP``).
+_READERS: OrderedDict[str, tuple[Store, tuple[int, int] | None, int]] = OrderedDict()
+_READERS_LOCK = threading.Lock()
+_KEEP = 8
+
+
+def reader(db_path: str) -> Store:
+    """The database at ``db_path`` opened read-only, kept open from call to call.
+
+    Opening costs more than most answers (SQLite reads and parses the whole schema, rollup
+    triggers included: milliseconds), so the store stays open and is reused while the same
+    file with the same schema is at that path; a file put in its place, removed, or migrated
+    is opened (and checked) again. Calls share it: the store serialises its queries. A reader
+    dropped from the cache is closed by the garbage collector once no call uses it.
+    """
+    with _READERS_LOCK:
+        found = _READERS.get(db_path)
+        if found is not None:
+            store, identity, version = found
+            if store.file_identity() == identity and store.schema_version() == version:
+                _READERS.move_to_end(db_path)
+                return store
+            del _READERS[db_path]
+        store = Store.open_readonly(db_path)
+        _READERS[db_path] = (store, store.file_identity(), store.schema_version())
+        while len(_READERS) > _KEEP:
+            _READERS.popitem(last=False)
+        return store
 
 
 def as_result(answer: BaseModel) -> CallToolResult:
     """The answer as structured content plus the same JSON, compact, as text for clients that
-    only read text (the SDK's default text is indented: a third more bytes and tokens)."""
+    only read text (the SDK's default text is indented: a third more bytes and tokens).
+    Fields without a value are left out of both."""
     return CallToolResult(
-        content=[TextContent(type="text", text=answer.model_dump_json())],
-        structured_content=answer.model_dump(mode="json"),
+        content=[TextContent(type="text", text=answer.model_dump_json(exclude_none=True))],
+        structured_content=answer.model_dump(mode="json", exclude_none=True),
     )

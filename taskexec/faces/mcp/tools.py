@@ -8,6 +8,9 @@ the tools turn that into a tool error.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 import sqlite3
 from collections import Counter
@@ -22,11 +25,12 @@ from ...model import FAILURE_STATUSES, check_trace_id, parse_ts, utcnow, window_
 from .. import empty_note
 from .models import (
     COUNT_CAP,
+    FAILED_PAGE,
+    LIST_PAGE,
     Alert,
     AlertCounts,
     AlertList,
     Attempt,
-    ErrorGroupInfo,
     ErrorSummary,
     ExecutionList,
     ExecutionSummary,
@@ -45,6 +49,19 @@ SHORT_MESSAGE = 160
 MAX_STACK = 8000
 #: What tasks_alerts may be asked for.
 ALERT_STATES = ("open", "resolved", "all")
+#: What a tasks_list page reads of each row (``ExecutionSummary``), not the stack or content.
+SUMMARY_COLUMNS = (
+    "trace_id",
+    "task_slug",
+    "attempt",
+    "status",
+    "started_at",
+    "duration_ms",
+    "error_type",
+    "error_message",
+)
+#: What a tasks_last_failed page reads of each failed attempt (``Failure``).
+FAILURE_COLUMNS = (*SUMMARY_COLUMNS, "stack_trace", "stack_hash")
 _FRAME_RE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)', re.M)
 
 # -- argument parsing ----------------------------------------------------------------------------
@@ -111,6 +128,53 @@ def normalise_trace_id(value: str) -> str:
         ) from exc
 
 
+# -- pages: a cursor carries the question and where its last page ended ---------------------------
+
+
+def write_cursor(tool: str, asked: dict[str, Any], window: Window, after: tuple[str, int]) -> str:
+    """An opaque cursor for the page after ``after`` (``started_at``, ``id`` of the last row):
+    the filters as asked, the window as understood then (so ``since='24h'`` does not move
+    between pages) and the position, as URL-safe base64 JSON."""
+    filters = {k: v for k, v in asked.items() if v is not None}
+    data = {"t": tool, "f": filters, "w": window.model_dump(exclude_none=True), "a": list(after)}
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_cursor(
+    cursor: str, tool: str, asked: dict[str, Any]
+) -> tuple[dict[str, Any], Window, tuple[str, int]]:
+    """The filters, window and position a cursor of ``tool`` carries. Filters passed along
+    with it must be the ones it was made for (or be left out); anything else is an
+    InvalidRecord saying what to pass."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        window, (started, row_id) = Window(**data["w"]), data["a"]
+        if data["t"] != tool or not set(data["f"]) <= set(asked) or not isinstance(row_id, int):
+            raise ValueError(tool)
+        filters = {name: data["f"].get(name) for name in asked}
+        after = (str(started), row_id)
+    except (ValueError, TypeError, KeyError, binascii.Error, AttributeError):
+        raise InvalidRecord(
+            "cursor",
+            f"not a {tool} cursor; pass the next_cursor of a {tool} answer exactly as returned",
+        ) from None
+    for name, value in asked.items():
+        if value is not None and value != filters[name]:
+            raise InvalidRecord(
+                "cursor",
+                f"it continues a list with {name}={filters[name]!r}, not {value!r}; pass the "
+                "cursor alone (or with the same filters), or start over without it",
+            )
+    return filters, window, after
+
+
+def _check_page(limit: int, most: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise InvalidRecord("limit", f"expected a whole number from 1 to {most}, got {limit!r}")
+    return limit
+
+
 # -- the answers ---------------------------------------------------------------------------------
 
 
@@ -123,27 +187,71 @@ def list_executions(
     since: str | None = None,
     until: str | None = None,
     limit: int = 20,
+    cursor: str | None = None,
     now: datetime | None = None,
 ) -> ExecutionList:
-    """Executions matching the filters, newest first, with the total that match."""
-    window, since_dt, until_dt = make_window(since, until, now)
-    filters: dict[str, Any] = dict(
-        task_id=task_id, task_slug=task_slug, status=status, since=since_dt, until=until_dt
+    """Executions matching the filters, newest first, a page at a time, with the total that
+    match. ``cursor`` (a ``next_cursor``) continues the same list after its last page."""
+    limit = _check_page(limit, LIST_PAGE)
+    asked: dict[str, Any] = dict(
+        task_id=task_id, task_slug=task_slug, status=status, since=since, until=until
     )
-    rows = store.list_executions(**filters, limit=limit)
-    total = len(rows) if len(rows) < limit else store.count_executions(**filters, cap=COUNT_CAP)
+    after = None
+    if cursor is not None:
+        asked, window, after = read_cursor(cursor, "tasks_list", asked)
+        since_dt, until_dt = _dt(window.since), _dt(window.until)
+    else:
+        window, since_dt, until_dt = make_window(since, until, now)
+    filters: dict[str, Any] = dict(
+        task_id=asked["task_id"],
+        task_slug=asked["task_slug"],
+        status=asked["status"],
+        since=since_dt,
+        until=until_dt,
+    )
+    rows = store.list_executions(**filters, limit=limit + 1, after=after, columns=SUMMARY_COLUMNS)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    exact = None  # a count of every match, not stopped at the cap
+    if after is None and not more:
+        total = len(rows)
+    else:
+        if asked["task_id"] is None and since_dt is None and until_dt is None:
+            exact = _rollup_total(store, asked["status"], asked["task_slug"])
+        total = exact if exact is not None else store.count_executions(**filters, cap=COUNT_CAP)
     hint = None
-    if not rows:
-        hint = _empty_hint(store, task_id=task_id, task_slug=task_slug, window=window)
+    if not rows and cursor is None:
+        hint = _empty_hint(
+            store, task_id=asked["task_id"], task_slug=asked["task_slug"], window=window
+        )
+    last = rows[-1] if rows else None
     return ExecutionList(
         window=window,
         executions=[_summary(r) for r in rows],
         returned=len(rows),
-        total_matching=min(total, COUNT_CAP),
-        total_is_exact=total <= COUNT_CAP,
-        truncated=total > len(rows),
+        total_matching=total if exact is not None else min(total, COUNT_CAP),
+        total_is_exact=exact is not None or total <= COUNT_CAP,
+        truncated=more,
+        next_cursor=write_cursor("tasks_list", asked, window, (last["started_at"], last["id"]))
+        if more and last
+        else None,
         hint=hint,
     )
+
+
+def _rollup_total(store: Store, status: str | None, task_slug: str | None) -> int | None:
+    """How many executions have this status and task (None: any), exact at any size: the
+    rollups count them. None for a database from before the rollups (read-only, so not
+    upgraded): then counting stops at the cap as before."""
+    try:
+        return store.rollup_count(
+            statuses=None if status is None else [status],
+            tasks=None if task_slug is None else [task_slug],
+        )
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return None
 
 
 def trace(store: Store, trace_id: str) -> TraceDetail:
@@ -172,31 +280,42 @@ def last_failed(
     limit: int = 10,
     task_slug: str | None = None,
     since: str | None = None,
+    cursor: str | None = None,
     now: datetime | None = None,
 ) -> FailureReport:
-    """The most recent failed runs, each with its error group and the run's final outcome.
+    """The most recent failed runs, each with why it failed and how the run ended, a page at a
+    time; the error groups they failed with in ``distinct_errors``.
 
-    Retries make one broken run fail several times; a person wants that once, so failed
-    attempts are folded into their run (the latest failed attempt represents it).
+    Retries make one broken run fail several times; a person wants that once, so each run is
+    listed once, at its latest failed attempt.
     """
-    window, since_dt, _ = make_window(since, None, now)
-    runs, more = _recent_failed_runs(store, limit, task_slug, since_dt)
-    attempts = store.attempts_of(list(runs))
-    failures = [
-        _failure(rows[0], attempts.get(trace_id) or [(rows[0]["attempt"], rows[0]["status"])])
-        for trace_id, rows in runs.items()
-    ]
-    errors = _distinct_errors(failures)
+    limit = _check_page(limit, FAILED_PAGE)
+    asked: dict[str, Any] = dict(task_slug=task_slug, since=since)
+    after = None
+    if cursor is not None:
+        asked, window, after = read_cursor(cursor, "tasks_last_failed", asked)
+        since_dt = _dt(window.since)
+    else:
+        window, since_dt, _ = make_window(since, None, now)
+    runs, more = _recent_failed_runs(store, limit, asked["task_slug"], since_dt, after)
+    failures = [_failure(row, attempts) for row, attempts in runs]
+    errors = _distinct_errors([row for row, _ in runs])
     hint = None
-    if not failures:
-        hint = _empty_hint(store, task_slug=task_slug, window=window, what="failures")
+    if not failures and cursor is None:
+        hint = _empty_hint(store, task_slug=asked["task_slug"], window=window, what="failures")
+    last = runs[-1][0] if runs else None
     return FailureReport(
         window=window,
-        summary=_report_summary(window, failures, errors, more),
+        summary=_report_summary(window, failures, errors, more, continued=after is not None),
         failures=failures,
         distinct_errors=errors,
         returned=len(failures),
         truncated=more,
+        next_cursor=write_cursor(
+            "tasks_last_failed", asked, window, (last["started_at"], last["id"])
+        )
+        if more and last
+        else None,
         hint=hint,
     )
 
@@ -354,22 +473,41 @@ def run_outcome(attempts: Sequence[tuple[int, str]]) -> RunOutcome:
 
 
 def _recent_failed_runs(
-    store: Store, limit: int, task_slug: str | None, since: datetime | None
-) -> tuple[dict[str, list[dict[str, Any]]], bool]:
-    """The newest ``limit`` runs with a failed attempt (newest failed attempt first), and
-    whether older ones exist. Reads failed attempts in growing batches until enough runs."""
+    store: Store,
+    limit: int,
+    task_slug: str | None,
+    since: datetime | None,
+    after: tuple[str, int] | None,
+) -> tuple[list[tuple[dict[str, Any], list[tuple[int, str]]]], bool]:
+    """The newest ``limit`` runs with a failed attempt (after ``after``), each as its latest
+    failed attempt with the (attempt, status) of all its attempts, and whether more exist.
+
+    A run is listed at its latest failed attempt only, so an earlier failed attempt of a run
+    that a previous page listed never lists it again. Reads failed attempts in growing
+    batches until enough runs."""
     fetch = limit * 2 + 1
     while True:
-        rows = store.last_failed(limit=min(fetch, MAX_LIMIT), task_slug=task_slug, since=since)
-        runs: dict[str, list[dict[str, Any]]] = {}
+        rows = store.last_failed(
+            limit=min(fetch, MAX_LIMIT),
+            task_slug=task_slug,
+            since=since,
+            after=after,
+            columns=FAILURE_COLUMNS,
+        )
+        attempts = store.attempts_of([r["trace_id"] for r in rows])
+        runs: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}
         for row in rows:
-            runs.setdefault(row["trace_id"], []).append(row)
+            trace_id = row["trace_id"]
+            of_run = attempts.get(trace_id) or [(row["attempt"], row["status"])]
+            latest = max((a for a, s in of_run if s in FAILURE_STATUSES), default=row["attempt"])
+            if trace_id not in runs and row["attempt"] >= latest:
+                runs[trace_id] = (row, of_run)
         exhausted = len(rows) < fetch
         if len(runs) > limit or exhausted or fetch >= MAX_LIMIT:
             break
         fetch *= 4
     more = len(runs) > limit or not exhausted
-    return dict(list(runs.items())[:limit]), more
+    return list(runs.values())[:limit], more
 
 
 def culprit(stack_trace: str | None) -> str | None:
@@ -401,9 +539,7 @@ def _cut_stack(stack: str | None) -> str | None:
 def _summary(row: dict[str, Any]) -> ExecutionSummary:
     return ExecutionSummary(
         trace_id=row["trace_id"],
-        span_id=row["span_id"],
         task_slug=row["task_slug"],
-        task_id=row["task_id"],
         attempt=row["attempt"],
         status=row["status"],
         started_at=row["started_at"],
@@ -434,67 +570,69 @@ def _attempt(row: dict[str, Any]) -> Attempt:
 
 
 def _failure(row: dict[str, Any], attempts: list[tuple[int, str]]) -> Failure:
-    group = None
-    if row["stack_hash"] and row["group_first_seen"]:
-        first_seen = row["group_first_seen"]
-        age = _instant(row["started_at"]) - _instant(first_seen)
-        group = ErrorGroupInfo(
-            stack_hash=row["stack_hash"],
-            occurrences=row["group_occurrences"],
-            first_seen=first_seen,
-            last_seen=row["group_last_seen"],
-            is_new=age < NEW_ERROR_AGE,
-            first_occurrence=bool(row["first_seen_error"]),
-        )
+    outcome = run_outcome(attempts)
     return Failure(
         trace_id=row["trace_id"],
-        span_id=row["span_id"],
         task_slug=row["task_slug"],
-        task_id=row["task_id"],
-        attempt=row["attempt"],
-        failed_attempts=sum(1 for _, status in attempts if status in FAILURE_STATUSES),
         status=row["status"],
         started_at=row["started_at"],
+        attempt=row["attempt"],
+        failed_attempts=sum(1 for _, status in attempts if status in FAILURE_STATUSES),
         duration_ms=row["duration_ms"],
         error_type=row["error_type"],
-        error_message=row["error_message"],
+        error_message=_short(row["error_message"]),
         culprit=culprit(row["stack_trace"]),
-        error_group=group,
-        run=run_outcome(attempts),
+        stack_hash=row["stack_hash"],
+        final_status=outcome.final_status,
+        run=outcome.summary,
     )
 
 
-def _distinct_errors(failures: list[Failure]) -> list[ErrorSummary]:
+def _is_new(row: dict[str, Any]) -> bool:
+    """Whether the failure's error group was first seen less than a day before it."""
+    age = _instant(row["started_at"]) - _instant(row["group_first_seen"])
+    return age < NEW_ERROR_AGE
+
+
+def _distinct_errors(rows: list[dict[str, Any]]) -> list[ErrorSummary]:
+    """The error groups of the listed failures (their latest failed attempts), once each."""
     out: dict[str, ErrorSummary] = {}
-    for failure in failures:
-        group = failure.error_group
-        if group is None:
+    for row in rows:
+        if not row["stack_hash"] or not row["group_first_seen"]:
             continue
-        seen = out.get(group.stack_hash)
+        seen = out.get(row["stack_hash"])
         if seen is None:
-            out[group.stack_hash] = ErrorSummary(
-                stack_hash=group.stack_hash,
-                error_type=failure.error_type,
-                error_message=_short(failure.error_message),
+            out[row["stack_hash"]] = ErrorSummary(
+                stack_hash=row["stack_hash"],
+                error_type=row["error_type"],
+                error_message=_short(row["error_message"]),
                 runs_listed=1,
-                occurrences=group.occurrences,
-                first_seen=group.first_seen,
-                is_new=group.is_new,
+                occurrences=row["group_occurrences"],
+                first_seen=row["group_first_seen"],
+                last_seen=row["group_last_seen"],
+                is_new=_is_new(row),
             )
         else:
             seen.runs_listed += 1
-            seen.is_new = seen.is_new or group.is_new
+            seen.is_new = seen.is_new or _is_new(row)
     return sorted(out.values(), key=lambda e: (not e.is_new, -e.runs_listed))
 
 
 def _report_summary(
-    window: Window, failures: list[Failure], errors: list[ErrorSummary], more: bool
+    window: Window,
+    failures: list[Failure],
+    errors: list[ErrorSummary],
+    more: bool,
+    continued: bool = False,
 ) -> str:
-    """A few sentences a person can read: what failed, why, is it new, did retries fix it."""
+    """A few sentences a person can read: what failed, why, is it new, did retries fix it
+    (``continued``: on a page after the first)."""
     if not failures:
-        return f"No failed runs ({window.understood_as})."
+        return f"No {'more ' if continued else ''}failed runs ({window.understood_as})."
     n = len(failures)
-    if more:
+    if continued:
+        lead = f"The next {n} failed run(s)" if more else f"The last {n} failed run(s)"
+    elif more:
         lead = "The most recent failed run" if n == 1 else f"The {n} most recent failed runs"
     else:
         lead = f"{n} failed run(s)"
@@ -509,12 +647,13 @@ def _report_summary(
             )
         rest = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
         parts.append(f"{len(errors)} distinct error(s): " + "; ".join(described) + rest)
-    no_error = sum(1 for f in failures if f.error_group is None)
+    grouped = {e.stack_hash for e in errors}
+    no_error = [f for f in failures if f.stack_hash not in grouped]
     if no_error:
-        statuses = sorted({f.status for f in failures if f.error_group is None})
-        parts.append(f"{no_error} run(s) recorded no error ({', '.join(statuses)})")
-    recovered = sum(1 for f in failures if f.run.succeeded)
-    running = sum(1 for f in failures if f.run.final_status == "running")
+        statuses = sorted({f.status for f in no_error})
+        parts.append(f"{len(no_error)} run(s) recorded no error ({', '.join(statuses)})")
+    recovered = sum(1 for f in failures if f.final_status == "success")
+    running = sum(1 for f in failures if f.final_status == "running")
     fate = f"After retries: {recovered} recovered, {n - recovered - running} ended failed"
     parts.append(fate + (f", {running} still running" if running else ""))
     return ". ".join(parts) + "."
