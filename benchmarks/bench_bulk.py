@@ -6,8 +6,8 @@ Prints figures, asserts nothing. Usage::
 
 Each round loads the same demo records into an empty file with ``append_many`` (default
 workers), then runs the naive baseline of ``bench_write.py`` (a plain ``executemany`` of the
-same prepared rows, default pragmas, no FTS). Alternating the two shows how much of a single
-ratio is the machine's noise.
+same prepared rows, default pragmas, no FTS, no rollups). Alternating the two shows how much
+of a single ratio is the machine's noise.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from taskexec import Store
+from taskexec.db import rollups
 from taskexec.db.bulkload import default_workers
 from taskexec.db.rows import COLUMNS, encode_record
 from taskexec.db.schema import FTS_TRIGGERS
@@ -62,7 +63,7 @@ def main() -> None:
         Store(fresh(folder / "naive.db")).close()
         conn = sqlite3.connect(folder / "naive.db")
         conn.execute("PRAGMA journal_mode = DELETE")
-        for name in FTS_TRIGGERS:
+        for name in [*FTS_TRIGGERS, *rollups.TRIGGERS]:  # the baseline keeps no FTS or rollups
             conn.execute(f"DROP TRIGGER {name}")
         conn.commit()
         t0 = time.perf_counter()
