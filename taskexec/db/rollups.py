@@ -167,24 +167,32 @@ def _bucket_rows(r: str, column: str) -> str:
     )
 
 
-def _remove_statements(r: str, moved: str = "1") -> list[str]:
+def _remove_statements(r: str, update: bool = False) -> list[str]:
     """The statements that take row ``r``'s contribution away (delete, the old side of update).
 
-    Extremes cannot be subtracted: when ``r`` held one and ``moved`` (its value or bucket
-    changed), it is read again from the bucket's raw rows, which no longer count ``r``."""
+    Extremes cannot be subtracted: an extreme ``r`` held is read again from the bucket's raw
+    rows (which no longer count ``r``), but on an update only if that value or the row's
+    bucket changed. (A running row holds ``max_attempt``; its finish must not re-read its
+    hour: that cost grew with the hour's rows.)"""
     key = f"hour = {_hour(r)} AND task_slug = {r}.task_slug"
     sets = ", ".join(f"{c} = {c} - {v.format(r=r)}" for c, v in _ADD.items())
     raw = {c: value.format(r="task_executions") for c, (value, _, _) in _EXTREME.items()}
+    lost = {}
+    for c, (value, _, _) in _EXTREME.items():
+        held = f"{value.format(r=r)} = {c}"
+        changed = f"{_MOVED} OR {value.format(r='old')} IS NOT {value.format(r='new')}"
+        lost[c] = f"({held} AND ({changed}))" if update else f"({held})"
     recompute = ", ".join(
-        f"{c} = (SELECT {agg}({raw[c]}) {_bucket_rows(r, f'{raw[c]} IS NOT NULL')})"
+        f"{c} = CASE WHEN {lost[c]} THEN (SELECT {agg}({raw[c]}) "
+        f"{_bucket_rows(r, f'{raw[c]} IS NOT NULL')}) ELSE {c} END"
         for c, (_, agg, _) in _EXTREME.items()
     )
-    held = " OR ".join(f"{value.format(r=r)} = {c}" for c, (value, _, _) in _EXTREME.items())
+    held_any = " OR ".join(lost.values())
     day_key = f"day = {_day(r)} AND task_slug = {r}.task_slug"
     return [
         f"UPDATE {HOURLY} SET {sets} WHERE {key}",
         f"DELETE FROM {HOURLY} WHERE {key} AND attempts <= 0",
-        f"UPDATE {HOURLY} SET {recompute} WHERE {key} AND ({moved}) AND ({held})",
+        f"UPDATE {HOURLY} SET {recompute} WHERE {key} AND ({held_any})",
         f"UPDATE {DURATIONS_HOURLY} SET n = n - 1 WHERE {key} "
         f"AND bin = {BIN_SQL.format(f'{r}.duration_ms')} AND {r}.duration_ms IS NOT NULL",
         f"DELETE FROM {DURATIONS_HOURLY} WHERE {key} AND n <= 0",
@@ -233,11 +241,6 @@ _PARTS: dict[str, tuple[str | None, tuple[str, ...], slice, slice]] = {
         slice(9, 11),
     ),
 }
-#: An extreme the old row held is read again only if its value or bucket changed.
-_EXTREME_MOVED = (
-    f"{_MOVED} OR old.attempt IS NOT new.attempt OR old.duration_ms IS NOT new.duration_ms "
-    "OR old.memories_retrieved IS NOT new.memories_retrieved OR old.status IS NOT new.status"
-)
 
 
 def _triggers() -> dict[str, str]:
@@ -259,10 +262,7 @@ def _triggers() -> dict[str, str]:
         out[f"te_rollup_{part}_au"] = (
             f"CREATE TRIGGER te_rollup_{part}_au AFTER UPDATE OF {', '.join(watched)} "
             f"ON task_executions WHEN ({changed}){either}\n"
-            + _body(
-                _remove_statements("old", moved=_EXTREME_MOVED)[removes]
-                + _add_statements("new")[adds]
-            )
+            + _body(_remove_statements("old", update=True)[removes] + _add_statements("new")[adds])
         )
     return out
 
