@@ -5,10 +5,10 @@ Prints figures, asserts nothing. Usage::
     .venv/bin/python benchmarks/bench_write.py [--rows 1000000] [--track 5000] [--dir DIR]
         [--writers 8] [--per-writer 10000] [--durable-per-writer 1000] [--only writers]
 
-1. One process: ``track()`` around an empty body in the default mode (the record is encoded and
-   queued; a background thread commits groups) and with ``durable=True`` (the running row and
-   the outcome are two commits on the task's thread), vs a bare committed single-row INSERT
-   into the same schema (the floor), p50/p99/max µs.
+1. One process: ``track()`` around an empty body in the default mode (the attempt is queued;
+   a background thread encodes and commits groups) and with ``durable=True`` (the running row
+   and the outcome are encoded and committed on the task's thread), vs a bare committed
+   single-row INSERT into the same schema (the floor), p50/p99/max µs.
 2. Concurrent writers: N processes (``python -c``, not forked) each record M executions in a
    tight loop into one file, started together; executions/s in all by the wall time from "go"
    until the last process has exited (every record flushed), the task's path p50/p99/max, and
@@ -173,7 +173,7 @@ def bench_track(folder: Path, n: int) -> list[Figures]:
     print("| what | p50 µs | p99 µs | max µs |\n| --- | --- | --- | --- |")
     rows = [
         ("bare committed single-row INSERT (floor)", bare),
-        ("`track()` around an empty body, default (encode + queue)", default),
+        ("`track()` around an empty body, default (queued; encoded by the writer)", default),
         ("`track()` around an empty body, `durable=True` (two commits)", durable),
     ]
     for label, f in rows:

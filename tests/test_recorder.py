@@ -302,3 +302,233 @@ def test_on_finish_hooks_get_each_record_with_its_novelty(db_path, caplog):
     ]
     assert threading.get_ident() not in threads  # never on the task's thread
     assert any("on_finish callback raised" in r.getMessage() for r in caplog.records)
+
+
+# -- the quick path: encoded on the writer thread, the same rows as the general path ----------
+
+SECRETIVE = {
+    "note": "mail me at someone@example.com",
+    "api_key": "sk-live-0123456789abcdef0123",
+    "url": "postgres://admin:hunter2@db.internal/app",
+    "n": 7,
+    "ratio": 0.5,
+    "ok": True,
+    "none": None,
+}
+#: Columns that differ between two recordings of the same attempt (ids, the clock, row id).
+VOLATILE = {
+    "id",
+    "span_id",
+    "trace_id",
+    "idempotency_key",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "created_at",
+    "heartbeat_at",
+    "first_seen_error",
+}
+
+
+def record_cases(rec):
+    """Attempts with every option the quick path takes, a few ways of ending each."""
+    sched = datetime(2025, 11, 5, 6, 0, tzinfo=UTC)
+    with rec.track("plain"):
+        pass
+    with rec.track("with-secrets", task_id="t-1", attributes=SECRETIVE, content="password=hunter2"):
+        pass
+    with rec.track("changed", attributes={"a": 1}) as run:
+        run.set(b="token=abc123secret456", a=2)
+        run.summary("called 555-867-5309 about it")
+    with rec.track(
+        "chained",
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        parent_span_id="b7ad6b7169203331",
+        retry_of="00f067aa0ba902b7",
+        attempt=2,
+        scheduled_at=sched,
+        capture_logs=0,
+    ):
+        pass
+    run = rec.start("event-driven", attributes={"job": "j-1"})
+    run.finish(status="cancelled")
+    with rec.track("slow") as run:
+        time.sleep(0.15)  # longer than the flush interval: a running row, then an update
+        run.set(done=True)
+
+
+def comparable(rows_):
+    return sorted(
+        ({k: v for k, v in r.items() if k not in VOLATILE} for r in rows_),
+        key=lambda r: (r["task_slug"], r["attempt"]),
+    )
+
+
+def test_quick_path_writes_what_the_general_path_writes(tmp_path):
+    """The writer-thread encoding of the quick path against the task-thread encoding of the
+    general one (``durable=True`` takes it), same inputs: every column but ids and times."""
+    quick_db, general_db = tmp_path / "quick.db", tmp_path / "general.db"
+    with Recorder(quick_db, host="box-1", flush_interval=0.05) as rec:
+        run = rec.start("probe")
+        assert run._quick is not None  # the quick path is what is tested here
+        run.finish()
+        record_cases(rec)
+        quick = rec.store.list_executions(limit=100)
+    with Recorder(general_db, host="box-1", durable=True) as rec:
+        run = rec.start("probe")
+        assert run._quick is None
+        run.finish()
+        record_cases(rec)
+        general = rec.store.list_executions(limit=100)
+    assert len(quick) == len(general) == 7
+    assert comparable(quick) == comparable(general)
+    blob = repr(quick)
+    for secret in ("someone@example.com", "hunter2", "sk-live-0123", "abc123secret456", "867-5309"):
+        assert secret not in blob
+    chained = next(r for r in quick if r["task_slug"] == "chained")
+    assert chained["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    for row in quick:
+        assert row["ended_at"] >= row["started_at"] == row["created_at"]
+        assert row["duration_ms"] >= 0
+
+
+def test_quick_row_is_encode_record_of_its_record(tmp_path):
+    """Field by field: the row the writer thread builds is ``rows.encode_record(run.record)``,
+    and the finished row is that row with ``rows.encode_outcome`` of its outcome applied."""
+    from datetime import timedelta
+
+    from taskexec.db import rows as rows_
+    from taskexec.model import Outcome
+    from taskexec.recorder import _stamp
+
+    with Recorder(tmp_path / "t.db", host="me@example.com", flush_interval=60) as rec:
+        run = rec.start(
+            "a@b.example",
+            task_id="id 10.0.0.1",
+            attributes=SECRETIVE,
+            content="x",
+            scheduled_at=datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        )
+        assert rec._quick_row(run) == list(rows_.encode_record(run.record))
+        run.set(extra="password=swordfish")
+        run.finish(status="timeout")
+        (kind, span, row, error) = run._start_op()
+        assert (kind, span, error) == ("r", run.span_id, False)
+        started = run.record.started_at
+        outcome = Outcome(
+            status="timeout",
+            ended_at=started + timedelta(milliseconds=run._ended[3]),
+            duration_ms=run._ended[3],
+            attributes=dict(run.attributes),
+        )
+        expected = list(rows_.encode_record(run.record))
+        for name, value in rows_.encode_outcome(outcome).items():
+            expected[rows_.COL[name]] = value
+        assert row == expected
+        assert run._end_op() is None  # the end went with the start
+        rec._writer._queue.clear()  # written by hand above
+    for us in (0, 1, 999_999, 1_000_000, 1_764_000_000_123_456, 253_402_300_799_999_999):
+        assert _stamp(us) == rows_.ts(EPOCH_UTC + timedelta(microseconds=us))
+
+
+EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_what_the_quick_path_does_not_take(tmp_path):
+    """Anything but plain options goes the general way, and is recorded as before."""
+    from pathlib import Path
+
+    with Recorder(tmp_path / "t.db") as rec:
+        for options in (
+            {"attributes": {"path": Path("/tmp")}},
+            {"attributes": {"nested": {"a": 1}}},
+            {"attributes": {"nan": float("nan")}},
+            {"attributes": {1: "int key"}},
+            {"span_id": "3f2b8a1c-5d6e-4f70-8a9b-0c1d2e3f4a5b"},
+            {"trace_id": "XYZ"},
+            {"attempt": 0},
+            {"parents": ["p-1"]},
+            {"started_at": datetime(2025, 1, 1, tzinfo=UTC)},
+        ):
+            tracking = rec.track("general", **options)
+            assert tracking._quick is None, options
+            with tracking:
+                pass
+        with rec.track("quick", attributes={"i": 1}) as run:
+            assert run._quick is not None
+            run.set(path=Path("/srv/x"))  # not flat any more: the outcome is encoded here
+        with rec.track("quick-files") as run:
+            run.wrote("out.txt")
+        with pytest.raises(KeyError), rec.track("quick-fails") as run:
+            assert run._quick is not None
+            {}["missing"]
+        found = {r["task_slug"]: r for r in rec.store.list_executions(limit=100)}
+    assert rec.stats.lost == 0 and len(found) == 4  # "general", and the three quick ones
+    assert found["quick"]["attributes"] == {"i": 1, "path": "/srv/x"}
+    assert found["quick-files"]["files_written"] == ["out.txt"]
+    assert found["quick-fails"]["status"] == "failed"
+    assert found["quick-fails"]["error_type"] == "KeyError"
+    assert "Traceback" in found["quick-fails"]["stack_trace"]
+
+
+def test_quick_attempt_finished_from_another_thread_once(rec):
+    import threading
+
+    run = rec.start("event", attributes={"k": "v"})
+    assert run._quick is not None
+    assert run.record.attributes == {"k": "v"} and run.record.status == "running"
+    done = threading.Thread(target=run.finish, kwargs={"status": "failed"})
+    done.start()
+    done.join()
+    run.finish()  # a second finish does nothing
+    (row,) = rows(rec)
+    assert row["status"] == "failed" and row["attributes"] == {"k": "v"}
+    assert row["started_at"] == rows_ts(run.record.started_at)
+
+
+def rows_ts(value):
+    from taskexec.db.rows import ts
+
+    return ts(value)
+
+
+def test_a_record_the_writer_cannot_encode_never_reaches_the_task(tmp_path, caplog, monkeypatch):
+    """When the writer thread's encoding of a quick attempt fails, the row is encoded the
+    general way (``rows.encode_record``), its end's status and times still land, the task
+    never hears of it and it is said once."""
+    import taskexec.recorder as recorder_module
+
+    def broken(value):
+        raise RuntimeError("cannot encode this")
+
+    monkeypatch.setattr(recorder_module, "_json", broken)
+    with Recorder(tmp_path / "t.db", host=12345) as rec:  # type: ignore[arg-type]
+        for i in range(3):
+            with rec.track("odd", attributes={"i": i}) as run:
+                run.set(i=i + 1)
+        assert rec.flush(10)
+        assert rec.stats.lost == 0
+        found = rec.store.list_executions(limit=10)
+    assert sorted(r["attributes"]["i"] for r in found) == [0, 1, 2]  # as they started
+    assert {(r["task_slug"], r["status"], r["host"]) for r in found} == {
+        ("odd", "success", "12345")
+    }
+    assert all(r["ended_at"] >= r["started_at"] for r in found)
+    problems = [r for r in caplog.records if "cannot encode this" in r.getMessage()]
+    assert len(problems) == 1 and problems[0].exc_info is None
+
+
+def test_import_taskexec_is_lazy():
+    """``import taskexec`` loads no database, recorder or click: a command that does not
+    record (``taskexec --version``) starts fast; every public name still resolves."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, taskexec; heavy = sorted(m for m in ('sqlite3', 'click', 'json', "
+        "'taskexec.db', 'taskexec.recorder', 'taskexec.model') if m in sys.modules); "
+        "print(heavy); names = [getattr(taskexec, n) for n in taskexec.__all__]; "
+        "from taskexec import Recorder, Store, TaskExecution, __version__; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "ok"], out.stdout + out.stderr

@@ -524,3 +524,86 @@ def test_strict_mode_raises(tmp_path):
     (tmp_path / "bad.db").write_text("not sqlite")
     with pytest.raises(DatabaseError):
         Recorder(tmp_path / "bad.db", strict=True)
+
+
+def test_quick_path_secrets_never_reach_the_spool(tmp_path):
+    """Attempts of the quick path are encoded on the writer thread: what it spools (the file
+    unusable) is scrubbed like what it writes, and replays to the same rows."""
+    secrets = ("someone@example.com", "hunter2", "sk-live-0123456789", "swordfish")
+    db = tmp_path / "missing" / "tasks.db"
+    with Recorder(db, host="box") as rec:
+        with rec.track(
+            "quick",
+            attributes={"api_key": "sk-live-0123456789abcdef", "note": "to someone@example.com"},
+            content="password=hunter2",
+        ) as run:
+            assert run._quick is not None
+            run.set(url="postgres://u:swordfish@db/app")
+        slow = rec.start("quick-running", attributes={"dsn": "postgres://u:swordfish@db/x"})
+        assert rec.flush(10)  # the running row is spooled before its end
+        slow.finish()
+        assert rec.flush(10)
+        assert rec.stats.spooled >= 3 and rec.stats.written == 0
+    spooled = [p for p in spool.pending_files(str(db))]
+    assert spooled
+    text = "".join(p.read_text(encoding="utf-8") for p in spooled)
+    assert "<secret>" in text and "<email>" in text
+    for secret in secrets:
+        assert secret not in text
+    db.parent.mkdir()
+    with Store(db) as store:
+        replay(store, str(db))
+        found = {r["task_slug"]: r for r in store.list_executions(limit=10)}
+    assert found["quick"]["status"] == found["quick-running"]["status"] == "success"
+    assert found["quick"]["attributes"]["api_key"] == "<secret>"
+    assert not any(secret in repr(found) for secret in secrets)
+
+
+def test_deferred_encoding_keeps_up_and_merges(tmp_path):
+    """Quick attempts shorter than the flush interval are one insert each (the writer encodes
+    the finished row); the queue is a deque that needs no lock."""
+    with Recorder(tmp_path / "t.db", flush_interval=0.2) as rec:
+        for i in range(500):
+            with rec.track("fast", attributes={"i": i}):
+                pass
+        assert rec.flush(10)
+        stats = rec.stats
+        assert stats.written == stats.submitted and stats.lost == 0
+        assert stats.submitted <= 510  # one operation per attempt (plus a few split ones)
+        assert count(tmp_path / "t.db", "status = 'success'") == 500
+
+
+def test_threads_record_an_exact_count_through_the_deque(tmp_path):
+    """Eight threads on one recorder, quick path and general path mixed, with finishes from
+    other threads: every attempt lands once, finished."""
+    import threading
+
+    db = tmp_path / "tasks.db"
+    with Recorder(db, flush_interval=0.005) as rec:
+        started = []
+
+        def work(k):
+            for i in range(400):
+                if i % 10 == 0:  # the general path (a UUID span id is converted there)
+                    with rec.track("t", span_id=f"3f2b8a1c-5d6e-4f70-8a9b-{k:04d}{i:08d}"):
+                        pass
+                elif i % 10 == 1:
+                    started.append(rec.start("t", attributes={"k": k, "i": i}))
+                else:
+                    with rec.track("t", attributes={"k": k, "i": i}):
+                        pass
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        enders = [threading.Thread(target=r.finish) for r in started]
+        for t in enders:
+            t.start()
+        for t in enders:
+            t.join()
+        assert rec.flush(30)
+        assert rec.stats.lost == 0
+    assert count(db, "task_slug = 't'") == 3200
+    assert count(db, "status = 'success'") == 3200

@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +50,8 @@ def spool_dir(db_path: str | os.PathLike[str], root: str | os.PathLike[str] | No
 
 
 def _fallback_dir(db_path: str) -> Path:
+    import tempfile  # here: a process that never spools does not load it (nor shutil)
+
     return spool_dir(db_path, Path(tempfile.gettempdir()) / f"taskexec-spool-{os.getuid()}")
 
 

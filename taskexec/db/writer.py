@@ -1,17 +1,25 @@
 """The background writer: records reach SQLite off the task's thread, in group commits, and
 whatever cannot be written goes to the durable spool and is replayed later.
 
-One writer per database per process. The task's thread encodes its row (``rows.py``: scrub,
-stack hash, timestamps) and hands it to the writer; ``submit`` appends it to a list under a lock
-held for a few instructions and wakes the writer thread when a group begins. An attempt
-that ends before its start was written replaces its queued start by the finished row. The
-thread waits ``interval`` seconds for more, turns the group into JSON text in one call of the
-C encoder and commits it with as few statements as it can: new rows without errors are one
-``INSERT ... FROM json_each`` (its own transaction); finishes of earlier rows add one
-``UPDATE ... FROM json_each``; rows with errors also fold into ``error_groups``, all in one
-transaction. Each statement runs in C with Python's GIL released, and the thread needs the GIL
-back only a few times per group: a task thread that never waits (a tight loop) keeps the GIL
-for 5 ms each time it is asked for it (Python's switch interval), so the writer asks rarely.
+One writer per database per process. A task's thread hands it operations with one
+``deque.append`` (atomic: no lock) and wakes the writer thread when a group begins. An
+operation is either already encoded (``rows.py``: scrub, stack hash, timestamps; the
+recorder's general path, durable mode, ``finish_span``) or *deferred*: an attempt of the
+recorder's quick path (``recorder.Run``), which the writer thread encodes when it takes the
+group, after the attempt had its chance to end, so an attempt shorter than the flush interval
+is encoded once, as its finished row. Nothing unencoded leaves this module: the spool and the
+database only ever see scrubbed rows. A finish whose running row is in the same group folds
+into it (one insert instead of an insert and an update). The thread waits ``interval`` seconds
+for more, turns the group into JSON text in one call of the C encoder and commits it with as
+few statements as it can: new rows without errors are one ``INSERT ... FROM json_each`` (its
+own transaction); finishes of earlier rows add one ``UPDATE ... FROM json_each``; rows with
+errors also fold into ``error_groups``, all in one transaction. Each statement runs in C with
+Python's GIL released. A task thread that never waits (a tight loop) keeps the GIL for 5 ms each
+time the writer asks for it (Python's switch interval), so the writer asks rarely, and encodes
+and writes a backlog ``GROUP_LIMIT`` operations at a time, letting the task run while SQLite
+works. A loop that records faster than SQLite can write (near-empty tasks) would queue without
+bound: past ``BACKLOG`` queued operations a new quick attempt waits for the writer to take its
+next group (``make_room``: ``ROOM_WAIT`` at most, never on a writer stuck on the file).
 
 When the database cannot be opened or written (a missing or read-only folder, a full disk, a
 corrupt or foreign file, a lock held for longer than ``busy_timeout_ms``), the group goes to the
@@ -28,9 +36,9 @@ at most what was queued since the last flush: ``interval`` plus one commit.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import errno
-import logging
 import os
 import sqlite3
 import sys
@@ -39,7 +47,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DatabaseError
 from ..model import utcnow
@@ -48,22 +56,57 @@ from .rows import COL as _COL
 from .rows import COLUMNS, FINISH_COLUMNS, Row, dump
 from .store import Store
 
-log = logging.getLogger("taskexec")
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    """The ``taskexec`` logger (logging is imported the first time there is something to say:
+    a command that records one attempt starts faster)."""
+    import logging
+
+    return logging.getLogger("taskexec")
+
 
 #: Seconds the writer gathers a group before committing it (the kill -9 loss bound).
 DEFAULT_INTERVAL = 0.02
 #: Operations written per transaction at most (a backlog is written in several).
 GROUP_LIMIT = 1000
+#: Operations queued past which a new attempt of the recorder's quick path waits for the writer
+#: to take its next group (``Writer.make_room``): a loop of near-empty tasks records faster
+#: than SQLite writes, and must not run ahead of it without bound.
+BACKLOG = 2 * GROUP_LIMIT
+#: Seconds ``make_room`` waits at most (and not again until the writer has taken a group).
+ROOM_WAIT = 0.1
 #: Operations kept in memory when neither the database nor the spool can take them.
 MEMORY_LIMIT = 1_000_000
 _MAX_IDLE = 1.0  # the thread looks at its queue at least this often
 _SPAN = _COL["span_id"]
 #: Kinds of queued operation: a running row, a finished row, a finish of an earlier row.
 INSERT, DONE, FINISH = "i", "r", "f"
+#: Deferred kinds (never written or spooled as such): an attempt started, an attempt ended,
+#: encoded by the writer thread into one of the kinds above (see ``Deferred``).
+LATER_START, LATER_END = "s", "e"
 
 #: One queued operation: [kind, span id, the encoded row (a list) or the finish's values (a
-#: dict), has an error]. The writer turns a whole group into JSON text with one call.
+#: dict) or a ``Deferred``, has an error]. The writer turns a whole group into JSON text with
+#: one call.
 Op = list[Any]
+
+
+class Deferred(Protocol):
+    """An attempt queued unencoded (``recorder.Run`` on the quick path). The writer thread calls
+    these when it takes the operation; they never raise (a record that cannot be encoded is
+    recorded as well as it can be) and return scrubbed values only."""
+
+    def _start_op(self) -> Op:
+        """The attempt's row: ``[INSERT, span, row, error]``, or ``[DONE, ...]`` when it has
+        ended meanwhile (its finish is then already in that row)."""
+        ...
+
+    def _end_op(self) -> Op | None:
+        """``[FINISH, span, values, error]``, or None when ``_start_op`` wrote the end."""
+        ...
 
 
 @dataclass
@@ -142,15 +185,18 @@ class Writer:
 
     def _reset(self) -> None:
         """Fresh per-process state (construction, and in a forked child)."""
-        self._ops: list[Op] = []
-        self._queued_starts: dict[str, int] = {}  # span id -> index in _ops of its start
-        self._lock = threading.Lock()  # guards _ops and _queued_starts, held very briefly
+        # Appended to by task threads, taken from (popleft) by whoever holds _io_lock: both
+        # atomic, so no lock on the task's path.
+        self._queue: collections.deque[Op] = collections.deque()
         self._wake = threading.Event()
         self._signalled = False
         self._urgent = False  # a flush is waiting: skip the gathering pause
         self._hurry = threading.Event()  # set by flush and close: stop gathering now
         self._start_lock = threading.Lock()
         self._io_lock = threading.RLock()
+        self._took = threading.Condition(threading.Lock())  # notified when a group is taken
+        self._groups_taken = 0
+        self._stuck_at = -1  # groups taken when make_room last waited in vain
         self._idle = threading.Condition(threading.Lock())
         self._generation = 0  # groups handled; flush waits for the one covering its ops
         self._thread: threading.Thread | None = None
@@ -162,6 +208,7 @@ class Writer:
         self._next_scan = 0.0  # when to look for spool files left by other processes
         self._failures = 0
         self._warned: set[str] = set()
+        self._encode_warned = False
         self._last_heartbeat = time.monotonic()
         self._pid = os.getpid()
 
@@ -169,18 +216,39 @@ class Writer:
 
     def submit(self, kind: str, span_id: str, payload: Any, error: bool = False) -> None:
         """Queue one encoded operation: never blocks, never raises, never touches the file."""
-        if self._pid != os.getpid():  # forked without the at-fork hook (rare): start afresh
+        self.push(kind, span_id, payload, error, os.getpid())
+
+    def push(self, kind: str, span_id: str, payload: Any, error: bool, pid: int) -> None:
+        """Queue one operation (encoded, or ``LATER_START`` / ``LATER_END`` with a
+        ``Deferred``), ``pid`` being ``os.getpid()`` (the caller's, which it has anyway): one
+        append, and a wake-up when a group begins."""
+        if pid != self._pid:  # forked without the at-fork hook (rare): start afresh
             self._after_fork()
-        with self._lock:
-            if kind == INSERT:
-                self._queued_starts[span_id] = len(self._ops)
-            self._ops.append([kind, span_id, payload, error])
-        self.stats.submitted += 1
+        self._queue.append([kind, span_id, payload, error])
         if self._thread is None:
             self._start_thread()
         if not self._signalled:
             self._signalled = True
             self._wake.set()
+
+    def backlog(self) -> int:
+        """Operations queued and not yet taken by the writer."""
+        return len(self._queue)
+
+    def make_room(self) -> None:
+        """Wait for the writer thread to take its next group (``ROOM_WAIT`` seconds at most):
+        the quick path calls this when more than ``BACKLOG`` operations are queued, which only
+        a loop recording faster than SQLite can write reaches. It bounds the queue, and with it
+        what a kill -9 loses, to about ``BACKLOG`` operations. A writer that does not take
+        (a database locked by another process, waiting out its busy timeout) is waited for
+        once, not again until it has taken a group: the task does not wait on the file."""
+        taken = self._groups_taken
+        thread = self._thread
+        if taken == self._stuck_at or thread is None or thread is threading.current_thread():
+            return
+        with self._took:
+            if not self._took.wait_for(lambda: self._groups_taken != taken, ROOM_WAIT):
+                self._stuck_at = taken
 
     def start(self, row: Row, error: bool = False, now: bool = False) -> None:
         """Queue the running row of an attempt (``now``, durable mode: write it first)."""
@@ -190,27 +258,15 @@ class Writer:
         self, span_id: str, values: dict[str, Any], error: bool = False, now: bool = False
     ) -> None:
         """Queue how an attempt ended. When its running row is still queued, that row becomes
-        the finished row: one insert instead of an insert and an update. ``now`` (durable
-        mode) writes before returning."""
-        with self._lock:
-            index = self._queued_starts.pop(span_id, None)
-            if index is not None:
-                op = self._ops[index]
-                row = op[2]
-                for name, value in values.items():
-                    row[_COL[name]] = value
-                op[0], op[3] = DONE, op[3] or error
-        if index is not None:
-            if now:
-                self.write_pending()
-            return
+        the finished row (when the writer takes them): one insert instead of an insert and an
+        update. ``now`` (durable mode) writes before returning."""
         (self.submit_now if now else self.submit)(FINISH, span_id, values, error)
 
     def submit_now(self, kind: str, span_id: str, payload: Any, error: bool = False) -> None:
         """Durable mode: queue and write on the calling thread before returning."""
-        with self._lock:
-            self._ops.append([kind, span_id, payload, error])
-        self.stats.submitted += 1
+        if os.getpid() != self._pid:
+            self._after_fork()
+        self._queue.append([kind, span_id, payload, error])
         self.write_pending()
 
     def _start_thread(self) -> None:
@@ -225,7 +281,7 @@ class Writer:
         thread = self._thread
         if thread is None or not thread.is_alive() or thread is threading.current_thread():
             self.write_pending()
-            return not self._ops
+            return not self._queue
         with self._idle:
             target = self._generation + 2  # the group in progress may predate our ops
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -249,8 +305,8 @@ class Writer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         with self._io_lock:
-            if self._ops or self._held:
-                self._write_group(self._drain())
+            if self._queue or self._held:
+                self._write_queue()
             if self._spool.pending and self._store is not None:
                 # One last try, waiting for a lock as long as the caller allows: what this
                 # process spooled lands now rather than at the next recorder's start.
@@ -278,24 +334,24 @@ class Writer:
         finally:
             self._opened.set()
         while True:
-            if not self._ops or self._held or self._spool.pending:
+            if not self._queue or self._held or self._spool.pending:
                 # Idle (or backing off): sleep until a group begins, then gather it for one
                 # interval (a flush cuts that short). Operations that queued up while the last
                 # group was being written are written at once instead: the writer is behind.
                 self._wake.wait(self._idle_timeout())
                 self._wake.clear()
-                if self._ops and not self._stopping and not self._urgent:
+                if self._queue and not self._stopping and not self._urgent:
                     self._hurry.wait(self.interval)
             self._urgent = False
             self._hurry.clear()
             try:
                 self.write_pending()
             except Exception:  # noqa: BLE001 - the thread must survive anything
-                log.exception("taskexec: the background writer hit an unexpected error")
+                _log().exception("taskexec: the background writer hit an unexpected error")
             with self._idle:
                 self._generation += 1
                 self._idle.notify_all()
-            if self._stopping and not self._ops:
+            if self._stopping and not self._queue:
                 return
 
     def _idle_timeout(self) -> float:
@@ -307,23 +363,76 @@ class Writer:
             timeout = max(0.0, min(timeout, due))
         return timeout
 
-    def _drain(self) -> list[Op]:
-        self._signalled = False
-        with self._lock:
-            ops, self._ops, self._queued_starts = self._ops, [], {}
-        return ops
-
     def write_pending(self) -> None:
         """Write the queue now (on the calling thread), then heartbeats when due."""
         with self._io_lock:
-            ops = self._drain()
-            if ops or self._held or (self._spool.pending and time.monotonic() >= self._next_retry):
-                self._write_group(ops)
+            self._write_queue()
             if self.heartbeat and self._inflight:
                 now = time.monotonic()
                 if now - self._last_heartbeat >= self.heartbeat:
                     self._last_heartbeat = now
                     self._send_heartbeats()
+
+    def _write_queue(self) -> None:
+        """Take what is queued now (not what arrives meanwhile: a flush ends) and write it,
+        ``GROUP_LIMIT`` operations at a time: encoding one chunk holds the GIL, writing it
+        does not, so a task that never waits runs in between."""
+        self._signalled = False
+        todo = len(self._queue)
+        while True:
+            count = min(todo, GROUP_LIMIT)
+            todo -= count
+            ops = self._take(count)
+            if count:
+                with self._took:
+                    self._groups_taken += 1
+                    self._took.notify_all()
+            if ops or self._held or (self._spool.pending and time.monotonic() >= self._next_retry):
+                self._write_group(ops)
+            if todo <= 0:
+                return
+
+    def _take(self, count: int) -> list[Op]:
+        """The next ``count`` queued operations, encoded: deferred attempts are encoded here,
+        and a finish whose running row is among them folds into that row."""
+        popleft = self._queue.popleft
+        ops: list[Op] = []
+        starts: dict[str, int] = {}  # span id -> index in ops of its running row
+        for _ in range(count):
+            try:
+                op = popleft()
+            except IndexError:  # pragma: no cover - only the holder of _io_lock takes
+                break
+            kind = op[0]
+            if kind in (LATER_START, LATER_END):
+                try:
+                    op = op[2]._start_op() if kind == LATER_START else op[2]._end_op()
+                except Exception as exc:  # noqa: BLE001 - they do not raise; never lose the thread
+                    self._lost_one(exc)
+                    continue
+                if op is None:  # the end went with the start
+                    continue
+                kind = op[0]
+            if kind == INSERT:
+                starts[op[1]] = len(ops)
+            elif kind == FINISH:
+                index = starts.pop(op[1], None)
+                if index is not None:
+                    start = ops[index]
+                    row = start[2]
+                    for name, value in op[2].items():
+                        row[_COL[name]] = value
+                    start[0], start[3] = DONE, start[3] or op[3]
+                    continue
+            ops.append(op)
+        self.stats.submitted += len(ops)
+        return ops
+
+    def _lost_one(self, exc: BaseException) -> None:
+        self.stats.lost += 1
+        if not self._encode_warned:
+            self._encode_warned = True
+            _log().warning("taskexec: a record could not be encoded and is lost (%r)", exc)
 
     def _open(self) -> Store:
         if self._store is None:
@@ -356,7 +465,9 @@ class Writer:
             self._keep(ops[done:])
             return
         if self._warned:
-            log.warning("taskexec: %s is usable again; held and spooled records are in", self.path)
+            _log().warning(
+                "taskexec: %s is usable again; held and spooled records are in", self.path
+            )
             self._warned.clear()
             self.stats.problems.clear()
         self._failures = 0
@@ -376,13 +487,13 @@ class Writer:
                     inflight[span_id] = payload
         result = store.write_batch(rows, finishes, errors=errors)
         if result.missing:
-            log.debug("taskexec: finishes without a row: %s", result.missing[:10])
+            _log().debug("taskexec: finishes without a row: %s", result.missing[:10])
         self.stats.written += len(ops)
         if self.on_written is not None:
             try:
                 self.on_written(store, ops)
             except Exception:  # noqa: BLE001 - a hook must not undo a write
-                log.exception("taskexec: an on-written hook failed")
+                _log().exception("taskexec: an on-written hook failed")
 
     def _keep(self, ops: list[Op]) -> None:
         """Hold ops: in the spool when it can take them, else in memory (bounded)."""
@@ -445,13 +556,13 @@ class Writer:
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self._warned:
             self._warned.add(kind)
-            log.warning("taskexec: %s", message)
+            _log().warning("taskexec: %s", message)
 
     def _send_heartbeats(self) -> None:
         try:
             self._open().heartbeat(list(self._inflight), utcnow())
         except (sqlite3.Error, DatabaseError, OSError) as exc:
-            log.debug("taskexec: heartbeat not written: %s", exc)
+            _log().debug("taskexec: heartbeat not written: %s", exc)
 
     # -- fork --------------------------------------------------------------------------------
 
@@ -591,4 +702,4 @@ os.register_at_fork(
 )
 atexit.register(_close_all)
 
-__all__ = ["DEFAULT_INTERVAL", "ReplayResult", "Writer", "WriterStats", "replay"]
+__all__ = ["DEFAULT_INTERVAL", "Deferred", "ReplayResult", "Writer", "WriterStats", "replay"]
