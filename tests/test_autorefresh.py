@@ -4,16 +4,14 @@ server, its database and the network are real."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_browser import CHROMIUM_ARGS, HEIGHT, WIDTH, chromium, free_port, taskexec_command
+from test_browser import CHROMIUM_ARGS, HEIGHT, WIDTH, chromium, serving
 
 from taskexec.cli import cli
 from taskexec.db.store import Store
@@ -27,30 +25,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     db = tmp_path_factory.mktemp("refresh") / "tasks.db"
     result = CliRunner().invoke(cli, ["demo", str(db), "--runs", "2000", "--days", "7"])
     assert result.exit_code == 0, result.output
-    port = free_port()
-    proc = subprocess.Popen(
-        [*taskexec_command(), "serve", str(db), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"taskexec serve exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                urllib.request.urlopen(base + "/-/versions.json", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("taskexec serve did not answer within 20 s")
-                time.sleep(0.1)
+    with serving(db) as base:
         yield base, db
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture

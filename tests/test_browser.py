@@ -9,6 +9,7 @@ executions, row, canned query).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -61,12 +62,9 @@ def taskexec_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "taskexec"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """``taskexec serve`` over a fresh demo database whose rows end about now."""
-    db = tmp_path_factory.mktemp("browser") / "tasks.db"
-    result = CliRunner().invoke(cli, ["demo", str(db), "--runs", "6000", "--days", "14"])
-    assert result.exit_code == 0, result.output
+@contextlib.contextmanager
+def serving(db: Path) -> Iterator[str]:
+    """``taskexec serve DB`` on a free loopback port while the block runs: its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [*taskexec_command(), "serve", str(db), "--port", str(port)],
@@ -87,10 +85,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
                 if time.monotonic() > deadline:
                     pytest.fail("taskexec serve did not answer within 20 s")
                 time.sleep(0.1)
-        yield base, db.stem
+        yield base
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """``taskexec serve`` over a fresh demo database whose rows end about now."""
+    db = tmp_path_factory.mktemp("browser") / "tasks.db"
+    result = CliRunner().invoke(cli, ["demo", str(db), "--runs", "6000", "--days", "14"])
+    assert result.exit_code == 0, result.output
+    with serving(db) as base:
+        yield base, db.stem
 
 
 @pytest.fixture(scope="module")
