@@ -11,10 +11,8 @@ that importing the integration loads nothing and that ``connect`` is idempotent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -29,10 +27,10 @@ import pytest
 
 pytest.importorskip("arq")
 
-from taskexec.db.store import Store  # noqa: E402
-from taskexec.errors import DatabaseError  # noqa: E402
 from taskexec.integrations.arq import trace_id_for  # noqa: E402
 from taskexec.model import parse_ts  # noqa: E402
+
+from ._workers import rows_of, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -106,32 +104,6 @@ APP = textwrap.dedent(
 )
 
 
-def rows_of(db: Path) -> list[dict[str, Any]]:
-    if not db.exists():
-        return []
-    try:
-        store = Store.open_readonly(db)
-    except DatabaseError:  # a writer is creating it right now
-        return []
-    try:
-        return list(store.iter_executions())
-    finally:
-        store.close()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, proc=None) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the worker exited ({proc.returncode}) waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def by_slug(db: Path) -> dict[str, list[dict[str, Any]]]:
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows_of(db):
@@ -141,17 +113,6 @@ def by_slug(db: Path) -> dict[str, list[dict[str, Any]]]:
 
 def running(db: Path, job_id: str) -> Callable[[], bool]:
     return lambda: any(r["trace_id"] == job_id and r["status"] == "running" for r in rows_of(db))
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 @pytest.fixture

@@ -18,12 +18,13 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from taskexec.db.store import Store
 from taskexec.model import parse_ts
+
+from ._workers import rows_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -111,27 +112,6 @@ APP = textwrap.dedent(
         return "tick"
     """
 )
-
-
-def rows_of(db: Path) -> list[dict[str, Any]]:
-    store = Store.open_readonly(db)
-    try:
-        return list(store.iter_executions())
-    finally:
-        store.close()
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the worker exited ({proc.returncode}) while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def running_row(db: Path, slug: str, celery_id: str):

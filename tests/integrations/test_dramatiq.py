@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from taskexec.db.store import Store
-from taskexec.errors import DatabaseError
 from taskexec.model import derive_span_id, parse_ts
+
+from ._workers import rows_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -85,30 +85,6 @@ APP = textwrap.dedent(
         ok.send(100)
     """
 )
-
-
-def rows_of(db: Path) -> list[dict[str, Any]]:
-    try:
-        store = Store.open_readonly(db)
-    except DatabaseError:  # not there yet, or being created right now
-        return []
-    try:
-        return list(store.iter_executions())
-    finally:
-        store.close()
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the worker exited ({proc.returncode}) while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_dramatiq_worker_records_every_attempt(tmp_path: Path, redis_db: str):

@@ -12,7 +12,6 @@ process, for a periodic task's slot and the cleanup of the per-process bookkeepi
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import signal
@@ -29,9 +28,9 @@ import pytest
 
 pytest.importorskip("huey")
 
-from taskexec.db.store import Store  # noqa: E402
-from taskexec.errors import DatabaseError  # noqa: E402
 from taskexec.model import format_ts, parse_ts  # noqa: E402
+
+from ._workers import rows_of, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -91,32 +90,6 @@ APP = textwrap.dedent(
 )
 
 
-def rows_of(db: Path) -> list[dict[str, Any]]:
-    if not db.exists():
-        return []
-    try:
-        store = Store.open_readonly(db)
-    except DatabaseError:  # a writer is creating it right now
-        return []
-    try:
-        return list(store.iter_executions())
-    finally:
-        store.close()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, proc=None) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the consumer exited ({proc.returncode}) waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def settled(db: Path, expected: dict[str, int]) -> Callable[[], dict[str, list[dict]] | None]:
     """Rows by slug once every slug has its count of finished rows."""
 
@@ -131,19 +104,6 @@ def settled(db: Path, expected: dict[str, int]) -> Callable[[], dict[str, list[d
         return by if done else None
 
     return check
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # worker processes left behind
 
 
 @pytest.fixture
@@ -264,7 +224,7 @@ def test_thread_consumer_records_every_attempt(tmp_path: Path, redis_db: str, ap
         assert len(spans) == len(set(spans))
         print(f"thread consumer: every scenario settled in {phase_one:.1f} s")
     finally:
-        stop(proc)
+        stop(proc, signal.SIGINT)
         log.close()
 
 
@@ -307,7 +267,7 @@ def test_process_workers_link_retries_across_processes(tmp_path: Path, redis_db:
         )
         assert row["status"] == "cancelled" and row["error_message"].startswith("interrupted")
     finally:
-        stop(proc)
+        stop(proc, signal.SIGINT)
         log.close()
 
 

@@ -13,7 +13,6 @@ shutdown); then a ``SimpleWorker`` in burst mode, and ``connect(worker=...)`` on
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -27,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from taskexec.db.store import Store
-from taskexec.errors import DatabaseError
 from taskexec.model import derive_span_id, parse_ts
+
+from ._workers import rows_of, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -105,47 +104,11 @@ def hexid(job) -> str:
     return job.id.replace("-", "")
 
 
-def rows_of(db: Path) -> list[dict[str, Any]]:
-    try:
-        store = Store.open_readonly(db)
-    except DatabaseError:  # not there yet, or being created right now
-        return []
-    try:
-        return list(store.iter_executions())
-    finally:
-        store.close()
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the worker exited ({proc.returncode}) while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
 def by_slug(db: Path) -> dict[str, list[dict[str, Any]]]:
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows_of(db):
         by[row["task_slug"].rsplit(".", 1)[-1]].append(row)
     return by
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # a scheduler or work horse left behind
 
 
 def worker_env(tmp_path: Path, redis_db: str, db: Path) -> dict[str, str]:
