@@ -625,14 +625,17 @@ class RecordingMixin(_MixinBase):
     # The process that runs the job (the work horse, or the worker itself) -------------------
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
+        # In a work horse with the worker's pipe, the outcome goes to the worker, which owns
+        # the attempt; anywhere else (SimpleWorker, a horse without a pipe) it ends here.
         fd = self._te_outcome_fd()
-        if fd is not None:
-            return self._te_perform_in_horse(fd, job, queue, *args, **kwargs)
-        here = None
+        sink: _HereOutcome | _HorseOutcome | None = None
         try:
             integration = self.taskexec
-            run = integration.start(self, job)
-            here = self._te_here = _HereOutcome(run, integration.log_lines)
+            if fd is not None:
+                sink = self._te_horse = _HorseOutcome(self._te_run, integration.log_lines)
+            else:
+                run = integration.start(self, job)
+                sink = self._te_here = _HereOutcome(run, integration.log_lines)
             self._te_exc = None
         except Exception as exc:  # noqa: BLE001
             _problem("perform_job", exc)
@@ -641,15 +644,17 @@ class RecordingMixin(_MixinBase):
             ok = super().perform_job(job, queue, *args, **kwargs)
             return ok
         finally:
-            self._te_here = self._te_exc = None
-            if here is not None:
-                try:
+            self._te_here = self._te_horse = self._te_exc = None
+            try:
+                if isinstance(sink, _HorseOutcome) and fd is not None:
+                    sink.send(fd, ok)
+                elif isinstance(sink, _HereOutcome):
                     # Hooks below ended it; this is for a path they do not see.
-                    here.finish(status="success" if ok else "failed")
+                    sink.finish(status="success" if ok else "failed")
                     if self._is_horse:  # a horse without a pipe: write before os._exit
                         self.taskexec.recorder.close()
-                except Exception as exc:  # noqa: BLE001
-                    _problem("perform_job", exc)
+            except Exception as exc:  # noqa: BLE001
+                _problem("perform_job", exc)
 
     def _te_outcome_fd(self) -> int | None:
         if not self._is_horse:
@@ -658,26 +663,6 @@ class RecordingMixin(_MixinBase):
             return self._te_pipe[1]
         value = os.environ.get(OUTCOME_FD_ENV, "")  # a spawned horse
         return int(value) if value.isdigit() else None
-
-    def _te_perform_in_horse(self, fd: int, job: Any, queue: Any, *args: Any, **kw: Any) -> bool:
-        horse = None
-        try:
-            integration = self.taskexec
-            horse = self._te_horse = _HorseOutcome(self._te_run, integration.log_lines)
-            self._te_exc = None
-        except Exception as exc:  # noqa: BLE001
-            _problem("perform_job", exc)
-        ok = False
-        try:
-            ok = super().perform_job(job, queue, *args, **kw)
-            return ok
-        finally:
-            self._te_horse = self._te_exc = None
-            if horse is not None:
-                try:
-                    horse.send(fd, ok)
-                except Exception as exc:  # noqa: BLE001
-                    _problem("perform_job", exc)
 
     def _te_sink(self) -> _HereOutcome | _HorseOutcome | None:
         """What ends the attempt in this process: the horse's outcome, or the in-place Run."""
