@@ -14,9 +14,19 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..model import Outcome, TaskExecution
+from ..model import Outcome, TaskExecution, utc_text
 from ..scrub import scrub_identifier, scrub_key, scrub_text, scrub_value
-from ..stackhash import stack_hash_from_text
+
+
+def stack_hash_from_text(
+    error_type: str | None, stack_trace: str | None, message: str | None = None
+) -> str | None:
+    """``stackhash.stack_hash_from_text``, imported for the first row with an error: a process
+    whose runs succeed (``taskexec run``) does not load ``traceback`` and ``sysconfig``."""
+    from ..stackhash import stack_hash_from_text as hash_of
+
+    return hash_of(error_type, stack_trace, message)
+
 
 #: The columns an insert writes, in bind order (``id`` and ``first_seen_error`` are the table's).
 COLUMNS = (
@@ -211,9 +221,7 @@ def dump(value: Any) -> str | None:
 
 def ts(value: datetime) -> str:
     """The canonical text of an aware datetime (UTC, fixed width, microseconds, ``Z``)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:26] + "Z"
+    return utc_text(value if value.tzinfo is UTC else value.astimezone(UTC))
 
 
 def _scrubbed_json(value: Any, identifiers: bool = False) -> str | None:

@@ -244,9 +244,11 @@ def _runs(
     cum_weights, phases, candidates = plan.cum_weights, plan.phases, plan.candidates
     trace_salt, span_salt = plan.trace_salt, plan.span_salt
     hosts = [f"worker-{i}" for i in range(1, 5)]
+    total, last = cum_weights[-1] + 0.0, len(TASKS) - 1
     previous_slot: tuple[DemoTask, datetime] | None = None
     for i in range(first, stop):
-        task = rng.choices(TASKS, cum_weights=cum_weights)[0]
+        # rng.choices(TASKS, cum_weights=cum_weights)[0], inlined (the same draw)
+        task = TASKS[bisect.bisect_right(cum_weights, rng.random() * total, 0, last)]
         frac = i / max(runs, 1)
         scheduled = start + timedelta(microseconds=int(i * step))
         if previous_slot is not None and twice.random() < DOUBLE_FIRE:
@@ -263,32 +265,23 @@ def _runs(
         for attempt in range(1, 4):
             span_id = f"{(rng.getrandbits(64) ^ span_salt) | 1:016x}"
             duration = rng.lognormvariate(math.log(task.median_ms), task.sigma)
-            where = _Attempt(
-                task=task,
-                trace_id=trace_id,
-                span_id=span_id,
-                attempt=attempt,
-                retry_of=previous,
-                scheduled=scheduled,
-                started=t,
-                host=rng.choice(hosts),
-            )
+            where = (task, trace_id, span_id, attempt, previous, scheduled, t, rng.choice(hosts))
             if rng.random() < 0.002:  # the worker died: no end recorded
-                yield _record(where, rng, status="abandoned", duration=None)
+                yield _record(where, rng, "abandoned", None)
                 break
             failed = rng.random() < (p_fail if attempt == 1 else (0.35 if bug.transient else 0.9))
             if not failed:
-                yield _record(where, rng, status="success", duration=duration)
+                yield _record(where, rng, "success", duration)
                 break
             message = _message(rng, bug.template)
             yield _record(
                 where,
                 rng,
-                status="timeout" if bug.error_type == "TimeoutError" else "failed",
-                duration=duration,
-                error_type=bug.error_type,
-                message=message,
-                stack=_stack(rng, bug, message),
+                "timeout" if bug.error_type == "TimeoutError" else "failed",
+                duration,
+                bug.error_type,
+                message,
+                _stack(rng, bug, message),
             )
             if rng.random() > 0.6:  # not every failure is retried
                 break
@@ -296,24 +289,15 @@ def _runs(
             t = t + timedelta(milliseconds=duration + _randint(rng, 1000, 30000))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Attempt:
-    """Which attempt of which run a generated record is, and where and when it started."""
-
-    task: DemoTask
-    trace_id: str
-    span_id: str
-    attempt: int
-    retry_of: str | None
-    scheduled: datetime
-    started: datetime
-    host: str
+#: Which attempt of which run a record is, and where and when it started: (task, trace id,
+#: span id, attempt, retry_of, scheduled, started, host). A plain tuple: a frozen dataclass
+#: built per attempt cost more than the record's own fields.
+_Where = tuple[DemoTask, str, str, int, str | None, datetime, datetime, str]
 
 
 def _record(
-    where: _Attempt,
+    where: _Where,
     rng: random.Random,
-    *,
     status: str,
     duration: float | None,
     error_type: str | None = None,
@@ -321,14 +305,15 @@ def _record(
     stack: str | None = None,
 ) -> TaskExecution:
     """The record of one attempt that ended with ``status`` (``duration`` None: no end)."""
-    task, started, attempt = where.task, where.started, where.attempt
+    task, trace_id, span_id, attempt, retry_of, scheduled, started, host = where
     n = _randint(rng, 1, 9999)
-    day = started.isoformat()[:10]
     memories = sources = None
     if task.retrieves:
         memories = _randint(rng, 0, 40)
         sources = tuple(rng.sample(SOURCES, _randint(rng, 1, 3)))
-    files = (task.writes.format(day=day, n=n),) if task.writes and status == "success" else ()
+    files: tuple[str, ...] = ()
+    if task.writes and status == "success":
+        files = (task.writes.format(day=started.isoformat()[:10], n=n),)
     if status == "success":
         summary = f"{task.slug} finished: " + (
             f"used {memories} memories from {', '.join(sources or ())}"
@@ -341,12 +326,12 @@ def _record(
         task_slug=task.slug,
         task_id=task.task_id,
         status=status,
-        trace_id=where.trace_id,
-        span_id=where.span_id,
-        idempotency_key=live_key(where.span_id),
+        trace_id=trace_id,
+        span_id=span_id,
+        idempotency_key=live_key(span_id),
         attempt=attempt,
-        retry_of=where.retry_of,
-        scheduled_at=where.scheduled,
+        retry_of=retry_of,
+        scheduled_at=scheduled,
         started_at=started,
         ended_at=started + timedelta(milliseconds=duration) if duration is not None else None,
         duration_ms=round(duration, 3) if duration is not None else None,
@@ -356,7 +341,7 @@ def _record(
         memories_retrieved=memories,
         retrieval_sources=sources or (),
         files_written=files,
-        host=where.host,
+        host=host,
         pid=1000 + n,
         content=summary,
         attributes={"queue": "default" if task.median_ms < 5000 else "slow"},
