@@ -50,7 +50,7 @@ def test_schema_indexes_and_fts(store):
         "ix_te_task_slug_started",
         "ix_te_trace_id",
         "ix_te_status_started",
-        "ix_te_stack_hash",
+        "ix_te_stack_hash_started",
     ):
         assert expected in names
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

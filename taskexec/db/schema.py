@@ -45,9 +45,6 @@ INDEXES: dict[str, str] = {
     "ix_te_status_started": (
         "CREATE INDEX ix_te_status_started ON task_executions (status, started_at DESC)"
     ),
-    "ix_te_stack_hash": (
-        "CREATE INDEX ix_te_stack_hash ON task_executions (stack_hash) WHERE stack_hash IS NOT NULL"
-    ),
     # "latest failures" reads this partial index in order and stops after LIMIT rows.
     "ix_te_failures_started": (
         "CREATE INDEX ix_te_failures_started ON task_executions (started_at DESC) "
@@ -100,7 +97,7 @@ LOW_CARDINALITY_INDEXES = (
     "ix_te_task_id_started",
     "ix_te_provenance",
     "ix_te_error_type",
-    "ix_te_stack_hash",
+    "ix_te_stack_hash_started",
 )
 
 #: Rows with neither a summary nor an error message (e.g. a task that is still running) are
@@ -377,6 +374,14 @@ def m006_rollups(db: sqlite3.Connection) -> None:
             row = None
         if row is None:
             db.execute(INDEXES[name])
+
+
+@migration
+def m007_one_stack_hash_index(db: sqlite3.Connection) -> None:
+    """Drop ``ix_te_stack_hash``: ``ix_te_stack_hash_started`` (m006) starts with the same
+    column under the same condition, so it answers the same lookups, and every write and bulk
+    load kept one index too many."""
+    db.execute("DROP INDEX IF EXISTS ix_te_stack_hash")
 
 
 def applied(db: sqlite3.Connection) -> set[str]:
