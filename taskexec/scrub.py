@@ -556,14 +556,23 @@ class _State:
         self.suffixes = tuple(
             sorted({n for n in (_norm(k) for k in (*SENSITIVE_KEYS, *sensitive)) if n}, key=len)
         )
-        words = _gate_words((*SENSITIVE_KEYS, *sensitive, *STRICT_NAMES))
-        self.gate_eq, self.gate_colon = _gate_regex(words, "="), _gate_regex(words, ":")
+        self.words = _gate_words((*SENSITIVE_KEYS, *sensitive, *STRICT_NAMES))
         self.name_kinds: dict[str, int] = {}
         self.keys: dict[str, tuple[str, int]] = {}
         # Short strings seen to hold nothing, as text and as identifiers: a repeated one costs a
         # set lookup. Only unchanged strings are kept, so no secret stays in memory here.
         self.clean: set[str] = set()
         self.clean_ids: set[str] = set()
+
+    # The gates are compiled the first time a text holds "=" or ":" (then kept: after the
+    # first access they are plain attributes): compiling both is most of this module's import.
+    @functools.cached_property
+    def gate_eq(self) -> re.Pattern[str]:
+        return _gate_regex(self.words, "=")
+
+    @functools.cached_property
+    def gate_colon(self) -> re.Pattern[str]:
+        return _gate_regex(self.words, ":")
 
     def name_kind(self, name: str) -> int:
         """What the name before a separator in text says: 0 nothing, or _ANY/_STRICT/_COOKIE."""

@@ -21,8 +21,8 @@ from ..scrub import scrub_identifier, scrub_key, scrub_text, scrub_value
 def stack_hash_from_text(
     error_type: str | None, stack_trace: str | None, message: str | None = None
 ) -> str | None:
-    """``stackhash.stack_hash_from_text``, imported for the first row with an error: a process
-    whose runs succeed (``taskexec run``) does not load ``traceback`` and ``sysconfig``."""
+    """``stackhash.stack_hash_from_text``, imported for the first row with an error (a row
+    without one needs neither ``traceback`` nor ``sysconfig``, which it loads)."""
     from ..stackhash import stack_hash_from_text as hash_of
 
     return hash_of(error_type, stack_trace, message)

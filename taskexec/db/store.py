@@ -14,9 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .. import probes
 from ..errors import DatabaseError, InvalidRecord
 from ..model import (
     FAILURE_STATUSES,
@@ -27,9 +26,8 @@ from ..model import (
     utcnow,
     window_start,
 )
-from . import bulkload, groups, rollups
+from . import groups, rollups
 from . import schema as migrations
-from .bulkload import BulkResult
 from .connection import (
     BUSY_TIMEOUT_MS,
     Checkpointer,
@@ -52,6 +50,10 @@ from .rows import (
     encode_record,
 )
 
+if TYPE_CHECKING:
+    from . import bulkload
+    from .bulkload import BulkResult
+
 MAX_LIMIT = 10_000
 #: Columns ``distinct_values`` may list (each has an index to skip-scan).
 DISTINCT_COLUMNS = ("task_slug", "task_id", "status", "error_type", "provenance")
@@ -69,6 +71,15 @@ __all__ = [
     "execution_counts",
     "search_count",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``BulkResult`` is ``bulkload``'s: imported when asked for, with a bulk load's imports."""
+    if name == "BulkResult":
+        from .bulkload import BulkResult
+
+        return BulkResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -307,8 +318,10 @@ class Store:
         ``workers`` processes (default: the CPUs, when forking is safe; see ``bulkload``).
         Otherwise records go in batched transactions of ``batch_size``.
         """
+        from .bulkload import BulkResult, load_into_empty  # a bulk load's own imports
+
         if self.conn.execute("SELECT 1 FROM task_executions LIMIT 1").fetchone() is None:
-            result = bulkload.load_into_empty(self._db, records, workers)
+            result = load_into_empty(self._db, records, workers)
             analyze(self.conn, full=migrations.LOW_CARDINALITY_INDEXES)
             return result
         total = BulkResult()
@@ -322,13 +335,17 @@ class Store:
         """Load records made in parts (each: its first id, a function yielding its rows; see
         ``ingest.demo.parts``): into an empty table, forked workers make and write all but the
         first part at once; otherwise they go in like ``append_many``."""
+        from .bulkload import BulkResult, load_parts
+
         if self.conn.execute("SELECT 1 FROM task_executions LIMIT 1").fetchone() is None:
-            inserted = bulkload.load_parts(self._db, parts)
+            inserted = load_parts(self._db, parts)
             analyze(self.conn, full=migrations.LOW_CARDINALITY_INDEXES)
             return BulkResult(inserted, 0)
         return self.append_many(itertools.chain.from_iterable(make() for _, make in parts))
 
     def _append_batch(self, records: list[TaskExecution]) -> BulkResult:
+        from .bulkload import BulkResult
+
         created = format_ts(utcnow())
         rows = [encode_record(r, created) for r in records]
         key = COL["idempotency_key"]
@@ -736,6 +753,8 @@ class Store:
 
     def run_probe(self, name: str, params: Mapping[str, Any] | None = None) -> ProbeResult:
         """Run the named probe (``taskexec/probes/NAME.sql``) with its parameters bound."""
+        from .. import probes  # importlib.resources and the probes' files: only for a probe
+
         probe = probes.get(name)
         bound = probe.bind(dict(params or {}))
         for param in probe.params:  # say what is wrong with a window before SQLite hides it

@@ -36,7 +36,6 @@ import os
 import re
 import select
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -563,7 +562,11 @@ def _warn(text: str) -> None:
 
 def _exists(name: str) -> bool:
     """The command file exists (a path, or a name found on PATH)."""
-    return os.path.exists(name) if os.sep in name else shutil.which(name) is not None
+    if os.sep in name:
+        return os.path.exists(name)
+    import shutil  # only for a command that did not start
+
+    return shutil.which(name) is not None
 
 
 def _isatty(fd: int) -> bool:
