@@ -65,7 +65,6 @@ from .model import (
     utcnow,
 )
 from .scrub import scrub_identifier, scrub_key, scrub_text, scrub_value
-from .stackhash import format_stack, qualified_type, stack_hash_from_exception
 
 if TYPE_CHECKING:
     import logging
@@ -889,6 +888,9 @@ class Recorder:
                 "stack_trace": stack_trace,
             }
             if exc is not None:
+                # here: a process whose attempts succeed never loads traceback and sysconfig
+                from .stackhash import format_stack, qualified_type, stack_hash_from_exception
+
                 error = {
                     "error_type": error_type or qualified_type(exc),
                     "error_message": error_message or _message(exc),

@@ -610,3 +610,22 @@ def test_threads_record_an_exact_count_through_the_deque(tmp_path):
         assert rec.stats.lost == 0
     assert count(db, "task_slug = 't'") == 3200
     assert count(db, "status = 'success'") == 3200
+
+
+def test_spool_fallback_folder_is_tempfiles(tmp_path, monkeypatch):
+    """The fallback spool folder is found without importing tempfile, and is where tempfile
+    would put it: by default, and with TMPDIR pointing at a folder (or at none)."""
+    import tempfile
+
+    def fresh_tempdir() -> str:
+        tempfile.tempdir = None  # gettempdir caches its first answer
+        try:
+            return tempfile.gettempdir()
+        finally:
+            tempfile.tempdir = None
+
+    assert spool._temp_root() == fresh_tempdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert spool._temp_root() == fresh_tempdir() == str(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    assert spool._temp_root() == fresh_tempdir()
