@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import os
 import re
@@ -17,7 +16,6 @@ import sqlite3
 import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, quote
@@ -25,7 +23,7 @@ from urllib.parse import parse_qs, parse_qsl, quote
 from datasette.facets import Facet
 from datasette.hookspecs import hookimpl
 from datasette.utils import path_with_added_args, path_with_removed_args, tilde_decode
-from datasette.utils.asgi import Request, Response, asgi_static
+from datasette.utils.asgi import Request, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from markupsafe import Markup
 
@@ -37,6 +35,7 @@ from ...db.store import ExecutionCounts, execution_counts, search_count
 from ...errors import InvalidRecord, UnknownProbe
 from ...model import check_trace_id, parse_ts
 from .. import empty_note
+from . import dashboard_page, static
 from .assets import assets_dir
 from .metadata import DASHBOARD, TABLE, TABLE_DESCRIPTIONS, build_metadata, query_groups
 from .pages import (
@@ -96,7 +95,8 @@ def taskexec_databases(datasette: Datasette) -> frozenset[str]:
 
 @hookimpl
 def startup(datasette: Datasette) -> Any:
-    """Find the taskexec databases once, so per-cell hooks stay a set lookup."""
+    """Find the taskexec databases once, so per-cell hooks stay a set lookup; have the
+    dashboard's scripts ready to send."""
 
     async def inner() -> None:
         names = set()
@@ -104,6 +104,8 @@ def startup(datasette: Datasette) -> Any:
             if name != "_internal" and await db.table_exists(migrations.MIGRATIONS_TABLE):
                 names.add(name)
         _taskexec_dbs[datasette] = frozenset(names)
+        if names:
+            await asyncio.to_thread(dashboard_page.warm)
 
     return inner
 
@@ -121,15 +123,22 @@ def prepare_jinja2_environment(env: Environment, datasette: Datasette) -> None:
     if isinstance(env.loader, ChoiceLoader):
         folder = ASSETS / "templates"
         loader = PageLoader(folder, lambda: taskexec_databases(datasette))
-        env.loader.loaders = [*env.loader.loaders, FileSystemLoader(str(folder)), loader]
+        theirs = list(env.loader.loaders)
+        dashboard = dashboard_page.DashboardLoader(ChoiceLoader(theirs), datasette.template_dir)
+        env.loader.loaders = [dashboard, *theirs, FileSystemLoader(str(folder)), loader]
 
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
-    """The trace page and our static files (served by us, so no static mount is needed)."""
+    """The trace page and our static files (served by us, from memory: ``static``), and the
+    dashboard's scripts (``dashboard_page``)."""
     return [
         (r"^/-/trace/(?P<trace_id>[^/]*)$", trace_page),
-        (r"^/-/taskexec/static/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(ASSETS / "static")),
+        (
+            r"^/-/taskexec/static/(?P<path>[A-Za-z0-9_.-]+)$",
+            static.folder_view(static.in_folder(ASSETS / "static")),
+        ),
+        *dashboard_page.routes(),
     ]
 
 
@@ -155,10 +164,23 @@ def extra_js_urls(
     return [{"url": datasette.urls.path(url), "module": True}]
 
 
-@cache
 def _asset_version(name: str) -> str:
-    """A short content hash, so browsers refetch a changed stylesheet."""
-    return hashlib.sha256((ASSETS / "static" / name).read_bytes()).hexdigest()[:8]
+    """A short content hash, so browsers refetch a changed file (and keep it until then)."""
+    return static.version(ASSETS / "static" / name)
+
+
+def _static_url(datasette: Datasette, name: str) -> str:
+    return datasette.urls.path(f"{STATIC_PREFIX}{name}?v={_asset_version(name)}")
+
+
+def _our_dashboard(datasette: Datasette, request: Request) -> bool:
+    """Whether ``request`` is for the task health dashboard over a taskexec database."""
+    if request.url_vars.get("slug") != DASHBOARD:
+        return False
+    config = (datasette.plugin_config("datasette-dashboards") or {}).get(DASHBOARD) or {}
+    charts = config.get("charts") or {}
+    database = next((c["db"] for c in charts.values() if c.get("db")), None)
+    return database in taskexec_databases(datasette)
 
 
 # -- windows: a bad one is a message, an empty one says where the data is ------------------
@@ -454,7 +476,12 @@ def extra_template_vars(
     datasette: Datasette,
 ) -> Any:
     """What our page templates need: the checked window and the probe's inputs on query pages,
-    the query headings on the database page, the column order on table and row pages."""
+    the query headings on the database page, the column order on table and row pages, and
+    our page for the task health dashboard (``dashboard_page``)."""
+    if template == dashboard_page.TEMPLATE and request is not None:
+        if _our_dashboard(datasette, request):
+            return dashboard_page.page_vars(datasette, lambda n: _static_url(datasette, n))
+        return None
     if request is None or database not in taskexec_databases(datasette):
         return None
 
