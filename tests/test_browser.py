@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -63,32 +64,40 @@ def taskexec_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def serving(db: Path) -> Iterator[str]:
-    """``taskexec serve DB`` on a free loopback port while the block runs: its base URL."""
+def serving(db: Path, command: list[str] | None = None) -> Iterator[str]:
+    """``taskexec serve DB`` (or ``command``, given ``--port N`` too) on a free loopback port
+    while the block runs: its base URL. Its output goes to a file, not a pipe nobody drains
+    (a server that logs every request would block on a full one)."""
     port = free_port()
-    proc = subprocess.Popen(
-        [*taskexec_command(), "serve", str(db), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"taskexec serve exited: {proc.stdout.read() if proc.stdout else ''}")
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(
+            [*(command or [*taskexec_command(), "serve", str(db)]), "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                if proc.poll() is not None:
+                    output.seek(0)
+                    pytest.fail(f"the server exited: {output.read()}")
+                try:
+                    urllib.request.urlopen(base + "/-/versions.json", timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail("the server did not answer within 20 s")
+                    time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
             try:
-                urllib.request.urlopen(base + "/-/versions.json", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("taskexec serve did not answer within 20 s")
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -40,6 +34,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from test_browser import chromium, serving
 
 from taskexec.db import Store
 from taskexec.faces.datasette.metadata import DASHBOARD, dashboard
@@ -675,43 +670,12 @@ async (slugs) => {
 """
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("Chromium is not installed: `bash scripts/test.sh` installs Debian's chromium")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def draw_dashboard(db: Path, query: str) -> dict[str, dict]:
     """The dashboard over ``db`` (``taskexec serve``) drawn in headless Chromium: each Vega-Lite
     chart's axis labels, legend labels and legend symbols' strokes."""
     from playwright.sync_api import sync_playwright
 
-    script = Path(sys.executable).with_name("taskexec")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "taskexec"]
-    port = free_port()
-    proc = subprocess.Popen(
-        [*command, "serve", str(db), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/-/versions.json", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("taskexec serve did not answer")
-                time.sleep(0.1)
+    with serving(db) as base:
         slugs = [s for s, c in dashboard(db.stem)["charts"].items() if c["library"] == "vega-lite"]
         with sync_playwright() as p:
             browser = p.chromium.launch(
@@ -729,9 +693,6 @@ def draw_dashboard(db: Path, query: str) -> dict[str, dict]:
             browser.close()
         assert problems == []
         return found
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_dashboard_draws_a_one_day_database_truthfully(tmp_path):
