@@ -343,7 +343,8 @@ def yesterday_and_today(now: datetime) -> list[TaskExecution]:
     ]
     # Three runs a task so far today, the last in the hour in progress.
     so_far = [midnight + (now - midnight) / 3, midnight + (now - midnight) / 2]
-    so_far.append(max(midnight, now - timedelta(minutes=1)))
+    # (within the hour in progress even in its first minute, when a minute ago was the last)
+    so_far.append(max(now.replace(minute=0, second=0, microsecond=0), now - timedelta(minutes=1)))
     records += [run("alpha", at, "failed") for at in so_far]
     records += [run("beta", at) for at in so_far]
     return records
