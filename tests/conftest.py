@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def end(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Stop a server the test started: SIGTERM, then SIGKILL if it has not exited in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
 
 
 @pytest.fixture(scope="session")
@@ -90,11 +102,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield f"redis://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end(proc, 5)
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from test_browser import CHROMIUM_ARGS, HEIGHT, WIDTH, chromium, serving
+from test_browser import CHROMIUM_ARGS, HEIGHT, WIDTH, chromium, serving_demo
 
-from taskexec.cli import cli
 from taskexec.db.store import Store
 from taskexec.faces.datasette.metadata import DASHBOARD, dashboard
 from taskexec.model import TaskExecution, utcnow
@@ -22,11 +20,8 @@ from taskexec.model import TaskExecution, utcnow
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``taskexec serve`` over a fresh demo database whose rows end about now: (URL, file)."""
-    db = tmp_path_factory.mktemp("refresh") / "tasks.db"
-    result = CliRunner().invoke(cli, ["demo", str(db), "--runs", "2000", "--days", "7"])
-    assert result.exit_code == 0, result.output
-    with serving(db) as base:
-        yield base, db
+    with serving_demo(tmp_path_factory.mktemp("refresh"), 2000, 7) as served:
+        yield served
 
 
 @pytest.fixture

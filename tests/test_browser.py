@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner
+from conftest import end, free_port
 
 from taskexec import probes
 from taskexec.cli import cli
@@ -50,12 +50,6 @@ def chromium() -> str:
     if path is None:
         pytest.fail("Chromium is not installed: `bash scripts/test.sh` installs Debian's chromium")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def taskexec_command() -> list[str]:
@@ -92,21 +86,24 @@ def serving(db: Path, command: list[str] | None = None) -> Iterator[str]:
                     time.sleep(0.1)
             yield base
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end(proc)
+
+
+@contextlib.contextmanager
+def serving_demo(folder: Path, runs: int, days: int) -> Iterator[tuple[str, Path]]:
+    """``taskexec serve`` over a fresh demo database in ``folder`` whose rows end about now:
+    (its base URL, the file)."""
+    db = folder / "tasks.db"
+    result = CliRunner().invoke(cli, ["demo", str(db), "--runs", str(runs), "--days", str(days)])
+    assert result.exit_code == 0, result.output
+    with serving(db) as base:
+        yield base, db
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """``taskexec serve`` over a fresh demo database whose rows end about now."""
-    db = tmp_path_factory.mktemp("browser") / "tasks.db"
-    result = CliRunner().invoke(cli, ["demo", str(db), "--runs", "6000", "--days", "14"])
-    assert result.exit_code == 0, result.output
-    with serving(db) as base:
+    with serving_demo(tmp_path_factory.mktemp("browser"), 6000, 14) as (base, db):
         yield base, db.stem
 
 

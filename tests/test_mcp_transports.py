@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import end, free_port
 from mcp import Client, StdioServerParameters
 
 pytestmark = pytest.mark.anyio
@@ -37,12 +38,6 @@ def script(name: str) -> str:
     if not path.exists():
         pytest.skip(f"{name} is not installed next to {sys.executable}")
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -64,12 +59,7 @@ def serving(args: list[str], port: int, log: Path, timeout: float = 30) -> Itera
                 time.sleep(0.1)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        end(proc)
 
 
 async def exercise(client: Client, **extra: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import email
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from conftest import free_port
 
 from taskexec.alerts.check import check
 from taskexec.alerts.notify import Notifier
@@ -32,12 +32,6 @@ from .test_detections import JsonSink
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 BASE_URL = "https://tasks.example.org/ui"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class SmtpSink:
