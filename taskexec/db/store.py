@@ -62,7 +62,6 @@ AppendOutcome = Literal["inserted", "duplicate"]
 
 __all__ = [
     "BatchResult",
-    "BulkResult",
     "DataRange",
     "ExecutionCounts",
     "ProbeResult",
@@ -71,15 +70,6 @@ __all__ = [
     "execution_counts",
     "search_count",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``BulkResult`` is ``bulkload``'s: imported when asked for, with a bulk load's imports."""
-    if name == "BulkResult":
-        from .bulkload import BulkResult
-
-        return BulkResult
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
