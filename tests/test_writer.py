@@ -225,7 +225,9 @@ def test_read_only_folder(tmp_path, spool_root):
         )
     assert out.returncode == 0, out.stderr
     spent, spooled, written = out.stdout.split()
-    assert float(spent) < 0.15 and int(spooled) >= 3 and int(written) == 0
+    # What this guards against is waiting out a timeout (the busy timeout is 10 s): well under
+    # a second for three attempts, even on a loaded CI machine (0.15 s failed there once).
+    assert float(spent) < 1.0 and int(spooled) >= 3 and int(written) == 0
     assert "Traceback" not in out.stderr and out.stderr.count("cannot write") == 1
     with Store(db) as store:
         assert replay(store, str(db)).applied == 3
