@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sqlite3
 import subprocess
@@ -234,6 +235,98 @@ def test_migration_fills_rollups_of_an_older_file(tmp_path: Path) -> None:
                 "SELECT sql FROM sqlite_master WHERE name = ?", (name,)
             ).fetchone()
             assert sql == schema.INDEXES[name]
+
+
+def _finish_steps(conn: sqlite3.Connection, span_id: str) -> int:
+    """SQLite VM steps (in thousands) to finish one running row with a plain UPDATE."""
+    steps = [0]
+
+    def tick() -> int:
+        steps[0] += 1
+        return 0
+
+    conn.set_progress_handler(tick, 1000)
+    conn.execute(
+        "UPDATE task_executions SET status = 'success', duration_ms = 5.0, "
+        "ended_at = started_at WHERE span_id = ?",
+        (span_id,),
+    )
+    conn.set_progress_handler(None, 0)
+    return steps[0]
+
+
+def test_migration_replaces_the_update_trigger_that_reread_the_hour(tmp_path: Path) -> None:
+    """m008: a file whose m006 ran before the update trigger learned to skip an extreme the row
+    still holds gets this version's triggers, and a finish then costs the same in a full hour
+    as in an empty one."""
+    path = tmp_path / "old.db"
+    hour = "2026-03-01T06"
+    with Store(path) as store:
+        store.append_many(
+            [
+                rec(i, started_at=T0 + timedelta(seconds=i), task_slug="job", task_id="job", ms=1)
+                for i in range(3000)
+            ]
+        )
+    conn = sqlite3.connect(path, isolation_level=None)
+    name = "te_rollup_counts_au"
+    current = rollups.TRIGGERS[name]
+    _, _, adds, removes = rollups._PARTS["counts"]
+    # The definition m006 shipped with: any extreme the old row held was read again.
+    older = (
+        current.split("\nBEGIN")[0]
+        + "\n"
+        + rollups._body(
+            rollups._remove_statements("old")[removes] + rollups._add_statements("new")[adds]
+        )
+    )
+    assert older != current
+    conn.execute(f"DROP TRIGGER {name}")
+    conn.execute(older)
+    conn.execute(
+        f"DELETE FROM {schema.MIGRATIONS_TABLE} WHERE name = 'm008_rollup_triggers_current'"
+    )
+    # Two running rows: one alone in its hour, one in the hour of 3,000 rows.
+    conn.execute(
+        "INSERT INTO task_executions (span_id, trace_id, attempt, idempotency_key, task_id, "
+        "task_slug, status, started_at, provenance, created_at) VALUES "
+        "('a000000000000001', 'a0000000000000000000000000000001', 1, 'k1', 'job', 'job', "
+        "'running', '2026-03-02T06:00:00.000000Z', 'live', '2026-03-02T06:00:00.000000Z'), "
+        "('a000000000000002', 'a0000000000000000000000000000002', 1, 'k2', 'job', 'job', "
+        f"'running', '{hour}:59:00.000000Z', 'live', '{hour}:59:00.000000Z')"
+    )
+    alone, full = _finish_steps(conn, "a000000000000001"), _finish_steps(conn, "a000000000000002")
+    assert full > 5 * max(alone, 1), (alone, full)  # the old trigger re-reads the full hour
+    conn.execute(
+        "UPDATE task_executions SET status = 'running', duration_ms = NULL, ended_at = NULL "
+        "WHERE span_id LIKE 'a0000%'"
+    )
+    conn.close()
+    with Store(path) as store:  # migrates
+        (sql,) = store.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = ?", (name,)
+        ).fetchone()
+        assert sql == current
+        alone = _finish_steps(store.conn, "a000000000000001")
+        full = _finish_steps(store.conn, "a000000000000002")
+        assert full <= 2 * max(alone, 1), (alone, full)
+        exact(store)
+
+
+def test_schema_definitions_change_only_with_a_migration() -> None:
+    """Files made by an earlier version keep the indexes, triggers and tables their migrations
+    made (m006 builds the rollups from the live definitions, once). So a changed definition
+    needs a migration that brings older files to it, as m008 did for the update trigger; add
+    it, then update the name and fingerprint here."""
+    text = "\n".join(
+        [*schema.INDEXES.values(), *schema.FTS_TRIGGERS.values(), *rollups.DDL]
+        + list(rollups.TRIGGERS.values())
+    )
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert (schema.MIGRATIONS[-1].__name__, fingerprint) == (
+        "m008_rollup_triggers_current",
+        "5e89ac59eb62e41f",
+    )
 
 
 def test_verify_finds_and_rebuild_fixes_a_tampered_rollup(tmp_path: Path) -> None:
