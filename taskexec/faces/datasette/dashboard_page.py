@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -67,8 +68,13 @@ class DashboardLoader(BaseLoader):
         return [] if self._overridden() else [TEMPLATE]
 
 
+@cache
+def _vendor_lookup() -> Callable[[str], Path | None]:
+    return static.in_folder(vendor_dir(), VENDOR)
+
+
 def _vendor(name: str) -> Path | None:
-    return static.in_folder(vendor_dir(), VENDOR)(name)
+    return _vendor_lookup()(name)
 
 
 def vendor_url(datasette: Datasette, name: str) -> str:
@@ -77,21 +83,39 @@ def vendor_url(datasette: Datasette, name: str) -> str:
     return datasette.urls.path(f"{VENDOR_PREFIX}{name}?v={version}")
 
 
-@lru_cache(maxsize=8)
-def _specs_asset(text: str) -> static.Asset:
-    return static.make_asset(text.encode(), "application/json", length=16)
+def dashboard_charts(datasette: Datasette) -> dict[str, Any]:
+    """The task health dashboard's charts, as datasette-dashboards is configured with them."""
+    config = (datasette.plugin_config("datasette-dashboards") or {}).get(DASHBOARD) or {}
+    charts: dict[str, Any] = config.get("charts") or {}
+    return charts
+
+
+#: Per server: the committed file it was made from, and the specs as served. A server's
+#: dashboard config does not change while it runs; the committed file may (it is regenerated).
+_SPECS: weakref.WeakKeyDictionary[Datasette, tuple[dict[str, Any], static.Asset | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def specs_json(datasette: Datasette) -> static.Asset | None:
     """The compiled Vega of the dashboard's charts that have a current one, as served: JSON,
     ``{"vegaLite": the version that compiled them, "specs": {slug: vega}}``; None when no chart
-    has one."""
-    config = (datasette.plugin_config("datasette-dashboards") or {}).get(DASHBOARD) or {}
-    specs = current_specs(config.get("charts") or {})
-    if not specs:
-        return None
-    found = {"vegaLite": committed().get("vega_lite"), "specs": specs}
-    return _specs_asset(json.dumps(found, separators=(",", ":"), ensure_ascii=False))
+    has one. Made once per server and committed file: every page view names its version."""
+    source = committed()
+    made = _SPECS.get(datasette)
+    if made is not None and made[0] is source:
+        return made[1]
+    specs = current_specs(dashboard_charts(datasette))
+    found = None
+    if specs:
+        text = json.dumps(
+            {"vegaLite": source.get("vega_lite"), "specs": specs},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        found = static.make_asset(text.encode(), "application/json", length=16)
+    _SPECS[datasette] = (source, found)
+    return found
 
 
 def data_url(chart: dict[str, Any], query_string: str, absolute_url: str) -> str:

@@ -173,14 +173,14 @@ def _static_url(datasette: Datasette, name: str) -> str:
     return datasette.urls.path(f"{STATIC_PREFIX}{name}?v={_asset_version(name)}")
 
 
-def _our_dashboard(datasette: Datasette, request: Request) -> bool:
-    """Whether ``request`` is for the task health dashboard over a taskexec database."""
+def _our_dashboard(datasette: Datasette, request: Request) -> tuple[str, dict[str, Any]] | None:
+    """The database and charts of the task health dashboard when ``request`` is for it over a
+    taskexec database; None otherwise."""
     if request.url_vars.get("slug") != DASHBOARD:
-        return False
-    config = (datasette.plugin_config("datasette-dashboards") or {}).get(DASHBOARD) or {}
-    charts = config.get("charts") or {}
+        return None
+    charts = dashboard_page.dashboard_charts(datasette)
     database = next((c["db"] for c in charts.values() if c.get("db")), None)
-    return database in taskexec_databases(datasette)
+    return (database, charts) if database in taskexec_databases(datasette) else None
 
 
 # -- windows: a bad one is a message, an empty one says where the data is ------------------
@@ -479,7 +479,7 @@ def extra_template_vars(
     the query headings on the database page, the column order on table and row pages, and
     our page for the task health dashboard (``dashboard_page``)."""
     if template == dashboard_page.TEMPLATE and request is not None:
-        if _our_dashboard(datasette, request):
+        if _our_dashboard(datasette, request) is not None:
             return dashboard_page.page_vars(datasette, lambda n: _static_url(datasette, n))
         return None
     if request is None or database not in taskexec_databases(datasette):
@@ -632,13 +632,10 @@ def extra_body_script(template: str, request: Request | None, datasette: Dataset
     step aside), and a window after the newest row says where the data is."""
     if template not in ("dashboard_view.html", "dashboard_chart.html") or request is None:
         return None
-    if request.url_vars.get("slug") != DASHBOARD or not taskexec_databases(datasette):
+    ours = _our_dashboard(datasette, request)
+    if ours is None:
         return None
-    config = (datasette.plugin_config("datasette-dashboards") or {}).get(DASHBOARD) or {}
-    charts = config.get("charts") or {}
-    database = next((c["db"] for c in charts.values() if c.get("db")), None)
-    if database not in taskexec_databases(datasette):
-        return None
+    database, charts = ours
 
     async def inner() -> str:  # "" when there is nothing to say (None would print "None")
         args = _args(request)
