@@ -361,19 +361,14 @@ def m006_rollups(db: sqlite3.Connection) -> None:
     Their DDL ships with this migration: a later change to ``rollups.DDL`` or
     ``rollups.TRIGGERS`` needs a migration of its own."""
     rollups.create(db)
-    for name in (
+    names = (
         "ix_te_slots",
         "ix_te_late_starts",
         "ix_te_long_runs",
         "ix_te_stack_hash_started",
         "ix_te_error_type",
-    ):
-        row = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
-        if row is not None and row[0] != INDEXES[name]:  # an older definition
-            db.execute(f"DROP INDEX {name}")
-            row = None
-        if row is None:
-            db.execute(INDEXES[name])
+    )
+    _sync(db, "index", {name: INDEXES[name] for name in names})
 
 
 @migration
@@ -390,18 +385,19 @@ def m008_rollup_triggers_current(db: sqlite3.Connection) -> None:
     trigger learned to skip an extreme the row still holds (a running row's finish re-read its
     whole task-hour: 0.4 ms at 100 rows, 1.9 ms at 1,500) kept the old one: m006 had already
     run there."""
-    _sync_triggers(db, rollups.TRIGGERS)
+    _sync(db, "trigger", rollups.TRIGGERS)
 
 
-def _sync_triggers(db: sqlite3.Connection, definitions: dict[str, str]) -> None:
-    """Recreate each trigger whose stored SQL differs from ``definitions`` (or is missing)."""
+def _sync(db: sqlite3.Connection, kind: str, definitions: dict[str, str]) -> None:
+    """Create each index or trigger of ``definitions`` that is missing, and recreate each one
+    whose stored SQL differs (an older definition)."""
     for name, sql in definitions.items():
         row = db.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+            "SELECT sql FROM sqlite_master WHERE type = ? AND name = ?", (kind, name)
         ).fetchone()
         if row is not None and row[0] == sql:
             continue
-        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+        db.execute(f"DROP {kind.upper()} IF EXISTS {name}")
         db.execute(sql)
 
 

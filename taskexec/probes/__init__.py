@@ -70,7 +70,8 @@ class Probe:
     def portable_sql(self, values: dict[str, Any] | None = None) -> str:
         """The SQL with taskexec's SQL functions written out, for a bare sqlite3 shell: each
         ``te_since`` becomes the window's start (given in ``values`` or the default, resolved
-        now), ``te_bin``/``te_bin_ms`` their arithmetic. InvalidRecord for a bad window."""
+        now), ``te_bin_ms`` its arithmetic (``te_bin`` is written out when a probe loads).
+        InvalidRecord for a bad window."""
         values = dict(values or {})
 
         def since(match: re.Match[str]) -> str:
@@ -78,8 +79,7 @@ class Probe:
             return "'" + window_start(value, match.group(2), name=match.group(1)) + "'"
 
         sql = _SINCE_CALL.sub(since, self.sql)
-        sql = _BIN_MS_CALL.sub(lambda m: BIN_MS_SQL.format(m.group(1)), sql)
-        return _BIN_CALL.sub(lambda m: BIN_SQL.format(m.group(1)), sql)
+        return _BIN_MS_CALL.sub(lambda m: BIN_MS_SQL.format(m.group(1)), sql)
 
 
 def _parse(name: str, text: str) -> Probe:
