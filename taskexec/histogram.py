@@ -8,6 +8,8 @@ A duration ``d`` (ms) falls in bin ``ceil(ln(d) / ln(GAMMA))``; the bin stands f
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from itertools import accumulate
 
 #: Relative error of a percentile read from the histogram (DDSketch's alpha: 1%).
 ALPHA = 0.01
@@ -43,25 +45,35 @@ QUANTILES = (0.50, 0.95, 0.99)
 class Quantiles:
     """SQL aggregate ``te_quantiles(bin, n)``: nearest-rank p50, p95 and p99 of a merged
     histogram, as the JSON array ``[p50, p95, p99]`` of ms (each the first bin whose running
-    count reaches p x total). SQLite's window functions take ~2 µs a row for the same answer."""
+    count reaches p x total). SQLite's window functions take ~2 µs a row for the same answer.
 
-    __slots__ = ("counts",)
+    A step only appends: the rollups are read in key order, so the bins usually come sorted
+    and the merge is a running sum searched with ``bisect`` (a dict per step cost a third
+    more at 50,000 rows)."""
+
+    __slots__ = ("bins", "counts")
 
     def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
+        self.bins: list[int] = []
+        self.counts: list[int] = []
 
     def step(self, b: int | None, n: int | None) -> None:
         if b is not None and n:
-            self.counts[b] = self.counts.get(b, 0) + n
+            self.bins.append(b)
+            self.counts.append(n)
 
     def finalize(self) -> str | None:
-        if not self.counts:
+        bins, counts = self.bins, self.counts
+        if not bins:
             return None
-        total = sum(self.counts.values())
-        out: list[float | None] = []
-        upto = 0
-        for b in sorted(self.counts):
-            upto += self.counts[b]
-            while len(out) < len(QUANTILES) and upto >= QUANTILES[len(out)] * total:
-                out.append(te_bin_ms(b))
-        return "[" + ", ".join(repr(v) for v in out) + "]"
+        if bins != sorted(bins):  # e.g. merged across days: sort positions, not pairs
+            order = sorted(range(len(bins)), key=bins.__getitem__)
+            bins = [bins[i] for i in order]
+            counts = [counts[i] for i in order]
+        running = list(accumulate(counts))
+        total = running[-1]
+        return (
+            "["
+            + ", ".join(repr(te_bin_ms(bins[bisect_left(running, q * total)])) for q in QUANTILES)
+            + "]"
+        )

@@ -106,12 +106,16 @@ def test_counts_and_percentiles_match_the_raw_rows(demo_db: Path, since: str) ->
         (),
         ("attempts", "failures", "failure_rate", "new_error_patterns", "running_now", "abandoned"),
     )
+    patterns = ours(demo_db, "error_patterns", since=since, limit="500")
+    expected = exact(demo_db, "error_patterns", since=since, limit="500")
     compare(
-        ours(demo_db, "error_patterns", since=since, limit="500"),
-        exact(demo_db, "error_patterns", since=since, limit="500"),
+        patterns,
+        expected,
         ("stack_hash",),
         ("occurrences", "tasks_affected", "first_seen", "last_seen", "occurrences_all_time"),
     )
+    tasks = {r["stack_hash"]: sorted(r["tasks"].split(",")) for r in expected}
+    assert {r["stack_hash"]: r["tasks"].split(",") for r in patterns} == tasks  # listed A-Z
     got = ours(demo_db, "error_trend", since=since, top="50")
     want = exact(demo_db, "error_trend", since=since, top="50")
     compare(got, want, ("day", "stack_hash"), ("failures", "error_group"))

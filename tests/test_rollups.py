@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taskexec import Recorder, Store, TaskExecution
-from taskexec.db import rollups, schema
+from taskexec.db import functions, rollups, schema
 from taskexec.histogram import BIN_SQL, te_bin, te_bin_ms
 from taskexec.ingest.demo import generate
 from taskexec.ingest.merge import merge
@@ -313,6 +314,33 @@ def test_migration_replaces_the_update_trigger_that_reread_the_hour(tmp_path: Pa
         exact(store)
 
 
+def test_migration_adds_the_daily_error_rollup_to_an_older_file(tmp_path: Path) -> None:
+    """m009: a file whose rollups predate ``rollup_errors_daily`` gets it filled from the
+    hourly rollup, and error triggers that keep it exact from then on."""
+    path = tmp_path / "old.db"
+    with Store(path) as store:
+        store.append_many(list(generate(runs=400, days=3, seed=9, end=T0)))
+        failures = store.conn.execute(f"SELECT sum(failures) FROM {rollups.ERRORS}").fetchone()[0]
+    assert failures > 0
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"DROP TABLE {rollups.ERRORS_DAILY}")
+    for name, sql in rollups.TRIGGERS.items():
+        if rollups.ERRORS_DAILY in sql:  # the error triggers as m006 first shipped them
+            head, body = sql.split("\nBEGIN\n    ")
+            kept = [s for s in body.removesuffix(";\nEND").split(";\n    ") if "_daily" not in s]
+            conn.execute(f"DROP TRIGGER {name}")
+            conn.execute(head + "\n" + rollups._body(kept))
+    conn.execute(f"DELETE FROM {schema.MIGRATIONS_TABLE} WHERE name = 'm009_daily_error_rollup'")
+    conn.close()
+    with Store(path) as store:
+        daily = store.conn.execute(f"SELECT sum(failures) FROM {rollups.ERRORS_DAILY}").fetchone()
+        assert daily[0] == failures
+        exact(store)
+        store.append(rec(1, status="failed", error_message="boom", error_type="ValueError"))
+        store.conn.execute("DELETE FROM task_executions WHERE rowid = 1")
+        exact(store)
+
+
 def test_schema_definitions_change_only_with_a_migration() -> None:
     """Files made by an earlier version keep the indexes, triggers and tables their migrations
     made (m006 builds the rollups from the live definitions, once). So a changed definition
@@ -324,8 +352,8 @@ def test_schema_definitions_change_only_with_a_migration() -> None:
     )
     fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
     assert (schema.MIGRATIONS[-1].__name__, fingerprint) == (
-        "m008_rollup_triggers_current",
-        "5e89ac59eb62e41f",
+        "m009_daily_error_rollup",
+        "7b79d963b5d6f7d8",
     )
 
 
@@ -363,3 +391,37 @@ def test_bins_python_and_sql_agree_and_bound_the_error() -> None:
         assert sql_bin == te_bin(ms)
         if ms >= 0.001:
             assert abs(te_bin_ms(sql_bin) - ms) <= 0.01 * ms + 0.0005
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.integers(-50, 50)), st.integers(0, 20)), max_size=60
+    ),
+    st.booleans(),
+)
+def test_quantiles_aggregate_is_nearest_rank_in_any_row_order(rows, presorted) -> None:
+    """te_quantiles answers the nearest-rank p50/p95/p99 of the merged bins whether the rows
+    come in bin order (its fast path) or not, with repeated bins, NULL bins and zero counts."""
+    if presorted:
+        rows = sorted(rows, key=lambda r: (r[0] is None, r[0] or 0))
+    merged: dict[int, int] = {}
+    for b, n in rows:
+        if b is not None and n:
+            merged[b] = merged.get(b, 0) + n
+    expected = None
+    if merged:
+        total, upto, out = sum(merged.values()), 0, []
+        for b in sorted(merged):
+            upto += merged[b]
+            while len(out) < 3 and upto >= (0.50, 0.95, 0.99)[len(out)] * total:
+                out.append(te_bin_ms(b))
+        expected = out
+    conn = sqlite3.connect(":memory:")
+    functions.register(conn)
+    conn.execute("CREATE TABLE h (seq INTEGER PRIMARY KEY, bin, n)")
+    conn.executemany("INSERT INTO h (bin, n) VALUES (?, ?)", rows)
+    got = conn.execute(
+        "SELECT te_quantiles(bin, n) FROM (SELECT * FROM h ORDER BY seq)"
+    ).fetchone()[0]
+    assert (json.loads(got) if got is not None else None) == expected

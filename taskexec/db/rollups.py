@@ -4,9 +4,10 @@
 (successes after a retry), duration count / sum / min / max and retrieval figures;
 ``rollup_durations_hourly`` and ``rollup_durations_daily`` hold a mergeable log-bucket
 histogram of durations (DDSketch's bins: a percentile read from it is within 1% of the exact
-one); ``rollup_sources`` counts retrieval sources and ``rollup_errors`` failures by error
-group. Windows that start inside an hour take that part-hour from the raw rows (see the
-probes), so a count over any window is exact.
+one); ``rollup_sources`` counts retrieval sources, ``rollup_errors`` and
+``rollup_errors_daily`` failures by error group per hour and per day. Windows that start
+inside an hour take that part-hour from the raw rows (see the probes), so a count over any
+window is exact.
 
 They are kept exact by triggers, in the same transaction as every write to
 ``task_executions`` whatever its path (the live writer, the spool's replay, backfill, OTLP,
@@ -34,7 +35,8 @@ DURATIONS_HOURLY = "rollup_durations_hourly"
 DURATIONS_DAILY = "rollup_durations_daily"
 SOURCES = "rollup_sources"
 ERRORS = "rollup_errors"
-TABLES = (HOURLY, DURATIONS_HOURLY, DURATIONS_DAILY, SOURCES, ERRORS)
+ERRORS_DAILY = "rollup_errors_daily"
+TABLES = (HOURLY, DURATIONS_HOURLY, DURATIONS_DAILY, SOURCES, ERRORS, ERRORS_DAILY)
 #: A failure, as every probe counts it.
 _FAILED = "{r}.status IN ('failed', 'timeout', 'abandoned')"
 
@@ -110,6 +112,15 @@ DDL = (
     ) WITHOUT ROWID""",
     # an error group's tasks, for the error pages
     f"CREATE INDEX ix_rollup_errors_hash ON {ERRORS} (stack_hash, task_slug)",
+    # the same per day: wide windows read days, not hours (at 10M rows, `error_trend` over
+    # every row grouped 46,000 hourly rows; the days are 1,000)
+    f"""CREATE TABLE {ERRORS_DAILY} (
+        day TEXT NOT NULL,
+        task_slug TEXT NOT NULL,
+        stack_hash TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        PRIMARY KEY (day, task_slug, stack_hash)
+    ) WITHOUT ROWID""",
 )
 
 
@@ -155,6 +166,10 @@ def _add_statements(r: str) -> list[str]:
         f"SELECT {_hour(r)}, {r}.task_slug, {r}.stack_hash, 1 "
         f"WHERE {_FAILED.format(r=r)} AND {r}.stack_hash IS NOT NULL "
         "ON CONFLICT (hour, task_slug, stack_hash) DO UPDATE SET failures = failures + 1",
+        f"INSERT INTO {ERRORS_DAILY} (day, task_slug, stack_hash, failures) "
+        f"SELECT {_day(r)}, {r}.task_slug, {r}.stack_hash, 1 "
+        f"WHERE {_FAILED.format(r=r)} AND {r}.stack_hash IS NOT NULL "
+        "ON CONFLICT (day, task_slug, stack_hash) DO UPDATE SET failures = failures + 1",
     ]
 
 
@@ -208,6 +223,9 @@ def _remove_statements(r: str, update: bool = False) -> list[str]:
         f"UPDATE {ERRORS} SET failures = failures - 1 WHERE {key} "
         f"AND stack_hash = {r}.stack_hash AND {_FAILED.format(r=r)}",
         f"DELETE FROM {ERRORS} WHERE {key} AND failures <= 0",
+        f"UPDATE {ERRORS_DAILY} SET failures = failures - 1 WHERE {day_key} "
+        f"AND stack_hash = {r}.stack_hash AND {_FAILED.format(r=r)}",
+        f"DELETE FROM {ERRORS_DAILY} WHERE {day_key} AND failures <= 0",
     ]
 
 
@@ -237,8 +255,8 @@ _PARTS: dict[str, tuple[str | None, tuple[str, ...], slice, slice]] = {
     "errors": (
         "{r}.stack_hash IS NOT NULL AND " + _FAILED,
         ("status", "stack_hash"),
-        slice(4, 5),
-        slice(9, 11),
+        slice(4, 6),
+        slice(9, 13),
     ),
 }
 
@@ -348,10 +366,19 @@ def add_rows(conn: sqlite3.Connection, where: str = "1", params: Sequence[object
         _merge(SOURCES, ("hour", "task_slug", "source"), _sources_select(where), ["uses"]),
         params,
     )
+    conn.execute("DROP TABLE IF EXISTS temp._te_errors")
+    conn.execute(f"CREATE TEMP TABLE _te_errors AS {_errors_select(where)}", params)
+    conn.execute(_merge(ERRORS, _KEYS[ERRORS], "SELECT * FROM _te_errors", ["failures"]))
     conn.execute(
-        _merge(ERRORS, ("hour", "task_slug", "stack_hash"), _errors_select(where), ["failures"]),
-        params,
+        _merge(
+            ERRORS_DAILY,
+            _KEYS[ERRORS_DAILY],
+            "SELECT substr(hour, 1, 10), task_slug, stack_hash, sum(failures) FROM _te_errors "
+            "GROUP BY 1, 2, 3",
+            ["failures"],
+        )
     )
+    conn.execute("DROP TABLE temp._te_errors")
 
 
 def refresh(conn: sqlite3.Connection, first: str | None = None, last: str | None = None) -> None:
@@ -365,20 +392,23 @@ def refresh(conn: sqlite3.Connection, first: str | None = None, last: str | None
     lo, hi = first or "", (last or "9999-12-31T23") + ":99"
     for table in (HOURLY, DURATIONS_HOURLY, SOURCES, ERRORS):
         conn.execute(f"DELETE FROM {table} WHERE hour >= ? AND hour < ?", (lo, hi))
-    conn.execute(f"DELETE FROM {DURATIONS_DAILY} WHERE day >= ? AND day <= ?", (lo[:10], hi[:10]))
+    for daily in (DURATIONS_DAILY, ERRORS_DAILY):
+        conn.execute(f"DELETE FROM {daily} WHERE day >= ? AND day <= ?", (lo[:10], hi[:10]))
     add_rows(conn, "t.started_at >= ? AND t.started_at < ?", (lo, hi))
-    # The daily histogram of the first and last day also counts hours outside the range: they
-    # are still in the hourly one, and are added back from there.
-    conn.execute(
-        _merge(
-            DURATIONS_DAILY,
-            ("day", "task_slug", "bin"),
-            f"SELECT substr(hour, 1, 10), task_slug, bin, sum(n) FROM {DURATIONS_HOURLY} "
-            "WHERE (hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?) GROUP BY 1, 2, 3",
-            ["n"],
-        ),
-        (lo[:10], lo, hi, hi[:10] + "T99"),
-    )
+    # The daily rows of the first and last day also count hours outside the range: they are
+    # still in the hourly rows, and are added back from there.
+    for daily, hourly in ((DURATIONS_DAILY, DURATIONS_HOURLY), (ERRORS_DAILY, ERRORS)):
+        key, value = _KEYS[daily][2], _VALUES[daily][0]
+        conn.execute(
+            _merge(
+                daily,
+                _KEYS[daily],
+                f"SELECT substr(hour, 1, 10), task_slug, {key}, sum({value}) FROM {hourly} "
+                "WHERE (hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?) GROUP BY 1, 2, 3",
+                [value],
+            ),
+            (lo[:10], lo, hi, hi[:10] + "T99"),
+        )
 
 
 _KEYS = {
@@ -387,6 +417,7 @@ _KEYS = {
     DURATIONS_DAILY: ("day", "task_slug", "bin"),
     SOURCES: ("hour", "task_slug", "source"),
     ERRORS: ("hour", "task_slug", "stack_hash"),
+    ERRORS_DAILY: ("day", "task_slug", "stack_hash"),
 }
 _VALUES = {
     HOURLY: [*_ADD, *_EXTREME],
@@ -394,6 +425,7 @@ _VALUES = {
     DURATIONS_DAILY: ["n"],
     SOURCES: ["uses"],
     ERRORS: ["failures"],
+    ERRORS_DAILY: ["failures"],
 }
 #: The positions ``Tally.add`` writes, by name: it uses the numbers for speed.
 _LAYOUT = [
@@ -460,6 +492,7 @@ class Tally:
         self.sources: dict[tuple[str, str, str], int] = {}
         self._parsed: dict[str, list[str]] = {}
         self.errors: dict[tuple[str, str, str], int] = {}
+        self.errors_d: dict[tuple[str, str, str], int] = {}
 
     def add(
         self,
@@ -508,6 +541,8 @@ class Tally:
         if stack is not None and status in _FAILURES:
             ek = (hour, slug, stack)
             self.errors[ek] = self.errors.get(ek, 0) + 1
+            ek = (started[:10], slug, stack)
+            self.errors_d[ek] = self.errors_d.get(ek, 0) + 1
         if status != "running":
             v[12] += 1
             if memories is not None:
@@ -537,6 +572,7 @@ class Tally:
             DURATIONS_DAILY: [(*k, n) for k, n in self.bins_d.items()],
             SOURCES: [(*k, n) for k, n in self.sources.items()],
             ERRORS: [(*k, n) for k, n in self.errors.items()],
+            ERRORS_DAILY: [(*k, n) for k, n in self.errors_d.items()],
         }
 
     def write(self, conn: sqlite3.Connection, schema: str = "main") -> None:
@@ -602,6 +638,10 @@ def verify(conn: sqlite3.Connection) -> list[Difference]:
         f"SELECT substr(hour, 1, 10), task_slug, bin, sum(n) FROM ({_durations_select('1')}) "
         "GROUP BY 1, 2, 3"
     )
+    errors_daily = (
+        "SELECT substr(hour, 1, 10), task_slug, stack_hash, sum(failures) "
+        f"FROM ({_errors_select('1')}) GROUP BY 1, 2, 3"
+    )
     return [
         *_compare(
             conn,
@@ -615,6 +655,7 @@ def verify(conn: sqlite3.Connection) -> list[Difference]:
         *_compare(conn, DURATIONS_DAILY, f"SELECT * FROM {DURATIONS_DAILY}", daily),
         *_compare(conn, SOURCES, f"SELECT * FROM {SOURCES}", _sources_select("1")),
         *_compare(conn, ERRORS, f"SELECT * FROM {ERRORS}", _errors_select("1")),
+        *_compare(conn, ERRORS_DAILY, f"SELECT * FROM {ERRORS_DAILY}", errors_daily),
     ]
 
 

@@ -33,9 +33,11 @@ counts AS (
     GROUP BY task_slug
 ),
 -- Percentiles: hours up to the first whole day, whole days, and the part-hour binned.
+-- Each task's bins are summed first in SQLite (2,000 rows, not 50,000, at 10M), so the Python
+-- aggregate steps once per bin, in bin order.
 q AS (
     SELECT task_slug, te_quantiles(bin, n) AS q
-    FROM (
+    FROM (SELECT task_slug, bin, sum(n) AS n FROM (
         SELECT task_slug, bin, n
         FROM rollup_durations_hourly
         WHERE rollup_durations_hourly.hour >= (SELECT whole FROM w) AND rollup_durations_hourly.hour < (SELECT whole_day FROM w)
@@ -47,7 +49,7 @@ q AS (
             AND (coalesce(:task_slug, '') = '' OR task_slug = :task_slug)
         UNION ALL
         SELECT task_slug, te_bin(duration_ms), 1 FROM edge
-    )
+    ) GROUP BY task_slug, bin)
     GROUP BY task_slug
 )
 SELECT

@@ -1,5 +1,5 @@
 -- title: Failures by error group per day
--- description: Day by error group (the top groups of the window by occurrences): failures per day, for a stacked chart of what is failing and since when. Read from the rollup of failures by error group.
+-- description: Day by error group (the top groups of the window by occurrences): failures per day, for a stacked chart of what is failing and since when. Read from the rollups of failures by error group (days, and the hours of a partial first day).
 -- param since: Start of the window: 30m, 24h, 7d, 2w, an ISO-8601 time with zone, or all | 7d
 -- param top: How many error groups to keep | 8
 WITH w AS MATERIALIZED (
@@ -8,17 +8,25 @@ WITH w AS MATERIALIZED (
     SELECT
         since,
         CASE WHEN substr(since, 14) = ':00:00.000000Z' THEN substr(since, 1, 13)
-            ELSE strftime('%Y-%m-%dT%H', since, '+1 hour') END AS whole
+            ELSE strftime('%Y-%m-%dT%H', since, '+1 hour') END AS whole,
+        CASE WHEN substr(since, 11) = 'T00:00:00.000000Z' THEN substr(since, 1, 10)
+            ELSE date(since, '+1 day') END AS whole_day
     FROM (SELECT te_since(:since, '7d') AS since)
 ),
+-- Whole days from the daily rollup, the first, partial day from its whole hours and the
+-- part-hour from the raw rows.
 failures AS MATERIALIZED (
-    SELECT substr(hour, 1, 10) AS day, stack_hash, sum(n) AS n
+    SELECT day, stack_hash, sum(n) AS n
     FROM (
-        SELECT hour, stack_hash, failures AS n
-        FROM rollup_errors
-        WHERE rollup_errors.hour >= (SELECT whole FROM w)
+        SELECT day, stack_hash, failures AS n
+        FROM rollup_errors_daily
+        WHERE rollup_errors_daily.day >= (SELECT whole_day FROM w)
         UNION ALL
-        SELECT started_at, stack_hash, 1
+        SELECT substr(hour, 1, 10), stack_hash, failures
+        FROM rollup_errors
+        WHERE rollup_errors.hour >= (SELECT whole FROM w) AND rollup_errors.hour < (SELECT whole_day FROM w)
+        UNION ALL
+        SELECT substr(started_at, 1, 10), stack_hash, 1
         FROM task_executions, w
         WHERE status IN ('failed', 'timeout', 'abandoned')
             AND started_at >= w.since AND started_at < w.whole
