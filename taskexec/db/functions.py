@@ -21,14 +21,15 @@ from ..histogram import Quantiles, te_bin, te_bin_ms
 from ..model import window_start
 
 
-def _te_since(value: object, default: object = "7d") -> str:
+def te_since(value: object, default: object = "7d") -> str:
+    """SQL ``te_since(value, default)``: the window's start (InvalidRecord for a bad one)."""
     return window_start(value, str(default) if default is not None else "7d")
 
 
 def register(conn: sqlite3.Connection) -> None:
     """Add taskexec's SQL functions to ``conn``."""
-    conn.create_function("te_since", 2, _te_since)
-    conn.create_function("te_since", 1, _te_since)
+    conn.create_function("te_since", 2, te_since)
+    conn.create_function("te_since", 1, te_since)
     conn.create_function("te_bin", 1, te_bin, deterministic=True)
     conn.create_function("te_bin_ms", 1, te_bin_ms, deterministic=True)
     aggregate: Any = Quantiles  # typeshed's protocol wants one-argument steps

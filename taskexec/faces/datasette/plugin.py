@@ -13,12 +13,13 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, parse_qsl, quote
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode
 
 from datasette.facets import Facet
 from datasette.hookspecs import hookimpl
@@ -93,10 +94,29 @@ def taskexec_databases(datasette: Datasette) -> frozenset[str]:
     return _taskexec_dbs.get(datasette, frozenset())
 
 
+def _quiet_window_errors() -> None:
+    """Datasette turns on SQLite's callback tracebacks, so a bad window in someone's own SQL
+    (``te_since('soon')``) printed a Python traceback on the server's console beside
+    Datasette's one-line error. The page already says what is wrong; ours are dropped, any
+    other callback's still print."""
+    previous = sys.unraisablehook
+    if getattr(previous, "taskexec", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        ours = unraisable.object is functions.te_since
+        if not (ours and isinstance(unraisable.exc_value, InvalidRecord)):
+            previous(unraisable)
+
+    hook.taskexec = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
 @hookimpl
 def startup(datasette: Datasette) -> Any:
     """Find the taskexec databases once, so per-cell hooks stay a set lookup; have the
-    dashboard's scripts ready to send."""
+    dashboard's scripts ready to send; keep bad windows off the console."""
+    _quiet_window_errors()
 
     async def inner() -> None:
         names = set()
@@ -187,6 +207,11 @@ def _our_dashboard(datasette: Datasette, request: Request) -> tuple[str, dict[st
 
 
 def _args(request: Request) -> dict[str, str]:
+    """The query's arguments as asked (``_bad_window_page`` may have run it with others)."""
+    asked = request.scope.get(_ASKED)
+    if asked is not None:
+        pairs = parse_qsl(asked.decode("latin-1"), keep_blank_values=True)
+        return {key: value for key, value in reversed(pairs)}
     return {key: request.args.get(key) or "" for key in request.args}
 
 
@@ -208,7 +233,8 @@ def _sentence(note: str) -> str:
 @hookimpl
 def asgi_wrapper(datasette: Datasette) -> Callable[[Any], Any]:
     """JSON and CSV answers of queries with a bad window: Datasette's JSON error with our
-    message (status 400) instead of SQLite's "user-defined function raised exception"."""
+    message (status 400) instead of SQLite's "user-defined function raised exception"; a
+    canned query's page with one: see ``_bad_window_page``."""
 
     def wrap(app: Any) -> Any:
         async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -225,6 +251,7 @@ def asgi_wrapper(datasette: Datasette) -> Callable[[Any], Any]:
                     }
                     await Response.json(body, status=400).asgi_send(send)
                     return
+                scope, send = await _bad_window_page(datasette, scope, send)
                 scope = await _counted_by_us(datasette, scope)
                 send = _keeping_refresh(datasette, scope, send)
             await app(scope, receive, send)
@@ -296,6 +323,46 @@ async def _window_problem_of(datasette: Datasette, scope: dict[str, Any]) -> str
 
 
 _DATA_PATH = re.compile(r"^/(?P<db>[^/.]+)(?:/(?P<name>[^/.]+))?\.(?:json|csv)$")
+_QUERY_PAGE = re.compile(r"^/(?P<db>[^/.]+)/(?P<name>[^/.]+)$")
+#: Where the wrapper keeps a canned query page's own query string when its window was bad.
+_ASKED = "taskexec.asked_query_string"
+#: A window every query accepts and none has rows in: a bad one is run as this.
+_NO_WINDOW = "9999-01-01T00:00:00Z"
+
+
+async def _bad_window_page(
+    datasette: Datasette, scope: dict[str, Any], send: Any
+) -> tuple[dict[str, Any], Any]:
+    """A canned query's HTML page with a bad window runs the query with an empty window
+    instead (SQLite would print ``te_since``'s traceback and the whole SQL on the server's
+    console), answers 400, and keeps what was asked aside: ``_args`` reads it, so the form
+    shows it and ``_query_vars`` says what is wrong with it, and no rows are shown."""
+    match = _QUERY_PAGE.match(_route_path(datasette, scope))
+    if match is None or _probe(tilde_decode(match["name"])) is None:
+        return scope, send
+    query: bytes = scope.get("query_string", b"")
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    args = {key: value for key, value in reversed(pairs)}  # the first of each, as Datasette
+    sql = query_sql(tilde_decode(match["name"]), args)
+    if window_problem(sql, args) is None:
+        return scope, send
+    if not await _serves_taskexec(datasette, tilde_decode(match["db"])):
+        return scope, send
+    bad = {
+        name for name in probe_sql.WINDOW_PARAMS if window_problem(sql, {name: args.get(name, "")})
+    }
+    swapped = []
+    for key, value in pairs:  # the first of each is the one read
+        swapped.append((key, _NO_WINDOW if key in bad else value))
+        bad.discard(key)
+    run = urlencode(swapped).encode("latin-1")
+
+    async def refused(message: dict[str, Any]) -> None:
+        if message.get("type") == "http.response.start" and message.get("status") == 200:
+            message = {**message, "status": 400}
+        await send(message)
+
+    return {**scope, "query_string": run, _ASKED: query}, refused
 
 
 # -- the executions table: counted from the rollups or the search index, not by a scan -----------
