@@ -98,6 +98,21 @@ def test_the_dashboard_page_is_ours(client):
     assert html.count("renderChart('") == len(dashboard("demo")["charts"])
 
 
+@pytest.mark.parametrize("asked", ["task_slug=", "task_slug=all+tasks", ""])
+def test_the_task_filter_has_no_blank_entry(client, asked):
+    """The task filter offers "all tasks" and each task; a blank value (as in the page's own
+    redirect) shows "all tasks" picked, which is what its queries read it as."""
+    response = client.get(f"/-/dashboards/{DASHBOARD}?since=7d&{asked}")
+    assert response.status_code in (200, 302)
+    if response.status_code == 302:
+        response = client.get(response.headers["location"])
+    select = re.search(r'<select id="task_slug".*?</select>', response.text, re.S)
+    assert select is not None
+    options = re.findall(r'<option value="([^"]*)"\s*(selected)?', select.group(0))
+    assert options[0] == ("all tasks", "selected") and len(options) > 3
+    assert all(value for value, _ in options) and sum(1 for _, s in options if s) == 1
+
+
 def test_a_template_dir_with_its_own_dashboard_page_wins(demo_db, tmp_path):
     (tmp_path / "dashboard_view.html").write_text("{{ dashboard.title }}: theirs")
     ds = Datasette(
