@@ -18,7 +18,7 @@ package (``PYTHONDONTWRITEBYTECODE`` is unset for the children). The commands:
 The table gives medians and p90 in ms and each median minus the bare ``true``'s (the issue's
 target: ``taskexec run -- true`` adds at most 50 ms), and the median CPU time (user + system)
 of the process, which a loaded machine inflates less than the wall time. ``--against DIR``
-also times the package found in DIR (another checkout, e.g. ``git worktree add /tmp/before
+also times the package found in DIR (another checkout, e.g. ``git worktree add ../before
 HEAD``, put first on ``PYTHONPATH``), each of its commands right after the same command of
 this one, so a before/after comparison sees the same load. ``--importtime`` also prints the
 modules that ``taskexec run`` imports, slowest first (``python -X importtime``, medians of 7

@@ -210,9 +210,13 @@ def _args(request: Request) -> dict[str, str]:
     """The query's arguments as asked (``_bad_window_page`` may have run it with others)."""
     asked = request.scope.get(_ASKED)
     if asked is not None:
-        pairs = parse_qsl(asked.decode("latin-1"), keep_blank_values=True)
-        return {key: value for key, value in reversed(pairs)}
+        return _first_values(parse_qsl(asked.decode("latin-1"), keep_blank_values=True))
     return {key: request.args.get(key) or "" for key in request.args}
+
+
+def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Each key's first value: the one Datasette reads."""
+    return {key: value for key, value in reversed(pairs)}
 
 
 async def _data_range(datasette: Datasette, database: str) -> tuple[str | None, str | None]:
@@ -342,7 +346,7 @@ async def _bad_window_page(
         return scope, send
     query: bytes = scope.get("query_string", b"")
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    args = {key: value for key, value in reversed(pairs)}  # the first of each, as Datasette
+    args = _first_values(pairs)
     sql = query_sql(tilde_decode(match["name"]), args)
     if window_problem(sql, args) is None:
         return scope, send
