@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import socket
@@ -737,3 +738,16 @@ def test_serve_port_in_use(demo_db):
         port = sock.getsockname()[1]
         result = CliRunner().invoke(cli, ["serve", str(demo_db), "--port", str(port)])
     assert result.exit_code == 1 and f"port {port}" in result.output and "in use" in result.output
+
+
+def test_a_server_keeps_what_it_loaded_out_of_the_cyclic_gc(demo_db):
+    """Startup freezes the heap (gc.freeze): a full collection over a server's ~125,000
+    long-lived objects paused one request in 20 to 40 by 66-76 ms."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    c = Client(demo_db)
+    try:
+        assert c.get("/demo/headline.json").status_code == 200
+        assert gc.get_freeze_count() > 50_000
+    finally:
+        c.close()

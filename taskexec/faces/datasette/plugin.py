@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import os
 import re
@@ -115,7 +116,7 @@ def _quiet_window_errors() -> None:
 @hookimpl
 def startup(datasette: Datasette) -> Any:
     """Find the taskexec databases once, so per-cell hooks stay a set lookup; have the
-    dashboard's scripts ready to send; keep bad windows off the console."""
+    dashboard's scripts ready to send; keep bad windows off the console; freeze the heap."""
     _quiet_window_errors()
 
     async def inner() -> None:
@@ -126,6 +127,12 @@ def startup(datasette: Datasette) -> Any:
         _taskexec_dbs[datasette] = frozenset(names)
         if names:
             await asyncio.to_thread(dashboard_page.warm)
+            # What is loaded by now lives as long as the server: keep it out of the cyclic
+            # GC. A full collection over it (~125,000 objects) took 66-76 ms, and landed in
+            # one request in 20 to 40 (a 20 ms query answered in 83-118 ms). As `taskexec
+            # mcp` does.
+            gc.collect()
+            gc.freeze()
 
     return inner
 
