@@ -100,8 +100,8 @@ def test_the_dashboard_page_is_ours(client):
 
 @pytest.mark.parametrize("asked", ["task_slug=", "task_slug=all+tasks", ""])
 def test_the_task_filter_has_no_blank_entry(client, asked):
-    """The task filter offers "all tasks" and each task; a blank value (as in the page's own
-    redirect) shows "all tasks" picked, which is what its queries read it as."""
+    """The task filter offers "all tasks" and each task; a blank value (a link or bookmark
+    with ``task_slug=``) shows "all tasks" picked, which is what its queries read it as."""
     response = client.get(f"/-/dashboards/{DASHBOARD}?since=7d&{asked}")
     assert response.status_code in (200, 302)
     if response.status_code == 302:
