@@ -347,38 +347,40 @@ def add_rows(conn: sqlite3.Connection, where: str = "1", params: Sequence[object
         _merge(HOURLY, ("hour", "task_slug"), _aggregate_select(where), [*_ADD, *_EXTREME]),
         params,
     )
-    conn.execute("DROP TABLE IF EXISTS temp._te_durations")
-    conn.execute(f"CREATE TEMP TABLE _te_durations AS {_durations_select(where)}", params)
-    conn.execute(
-        _merge(DURATIONS_HOURLY, ("hour", "task_slug", "bin"), "SELECT * FROM _te_durations", ["n"])
-    )
-    conn.execute(
-        _merge(
-            DURATIONS_DAILY,
-            ("day", "task_slug", "bin"),
-            "SELECT substr(hour, 1, 10), task_slug, bin, sum(n) FROM _te_durations "
-            "GROUP BY 1, 2, 3",
-            ["n"],
-        )
-    )
-    conn.execute("DROP TABLE temp._te_durations")
+    _add_hourly_and_daily(conn, DURATIONS_DAILY, _durations_select(where), params)
     conn.execute(
         _merge(SOURCES, ("hour", "task_slug", "source"), _sources_select(where), ["uses"]),
         params,
     )
-    conn.execute("DROP TABLE IF EXISTS temp._te_errors")
-    conn.execute(f"CREATE TEMP TABLE _te_errors AS {_errors_select(where)}", params)
-    conn.execute(_merge(ERRORS, _KEYS[ERRORS], "SELECT * FROM _te_errors", ["failures"]))
-    conn.execute(
-        _merge(
-            ERRORS_DAILY,
-            _KEYS[ERRORS_DAILY],
-            "SELECT substr(hour, 1, 10), task_slug, stack_hash, sum(failures) FROM _te_errors "
-            "GROUP BY 1, 2, 3",
-            ["failures"],
-        )
+    _add_hourly_and_daily(conn, ERRORS_DAILY, _errors_select(where), params)
+
+
+#: Each daily table and the hourly one whose rows it sums by day.
+_HOURLY_OF = {DURATIONS_DAILY: DURATIONS_HOURLY, ERRORS_DAILY: ERRORS}
+
+
+def by_day(daily: str, source: str, where: str = "") -> str:
+    """The SELECT of ``daily``'s rows: ``source``'s rows (shaped like the hourly table it sums)
+    summed by day, task and key."""
+    key, value = _KEYS[daily][2], _VALUES[daily][0]
+    return (
+        f"SELECT substr(hour, 1, 10), task_slug, {key}, sum({value}) FROM {source} {where} "
+        "GROUP BY 1, 2, 3"
     )
-    conn.execute("DROP TABLE temp._te_errors")
+
+
+def _add_hourly_and_daily(
+    conn: sqlite3.Connection, daily: str, select: str, params: Sequence[object]
+) -> None:
+    """Add ``select``'s hourly rows to the hourly table and, summed by day, to ``daily``: the
+    raw rows are read once, into a temporary table."""
+    hourly = _HOURLY_OF[daily]
+    temp = f"_te_{hourly}"
+    conn.execute(f"DROP TABLE IF EXISTS temp.{temp}")
+    conn.execute(f"CREATE TEMP TABLE {temp} AS {select}", params)
+    conn.execute(_merge(hourly, _KEYS[hourly], f"SELECT * FROM {temp}", _VALUES[hourly]))
+    conn.execute(_merge(daily, _KEYS[daily], by_day(daily, temp), _VALUES[daily]))
+    conn.execute(f"DROP TABLE temp.{temp}")
 
 
 def refresh(conn: sqlite3.Connection, first: str | None = None, last: str | None = None) -> None:
@@ -397,16 +399,10 @@ def refresh(conn: sqlite3.Connection, first: str | None = None, last: str | None
     add_rows(conn, "t.started_at >= ? AND t.started_at < ?", (lo, hi))
     # The daily rows of the first and last day also count hours outside the range: they are
     # still in the hourly rows, and are added back from there.
-    for daily, hourly in ((DURATIONS_DAILY, DURATIONS_HOURLY), (ERRORS_DAILY, ERRORS)):
-        key, value = _KEYS[daily][2], _VALUES[daily][0]
+    edges = "WHERE (hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?)"
+    for daily, hourly in _HOURLY_OF.items():
         conn.execute(
-            _merge(
-                daily,
-                _KEYS[daily],
-                f"SELECT substr(hour, 1, 10), task_slug, {key}, sum({value}) FROM {hourly} "
-                "WHERE (hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?) GROUP BY 1, 2, 3",
-                [value],
-            ),
+            _merge(daily, _KEYS[daily], by_day(daily, hourly, edges), _VALUES[daily]),
             (lo[:10], lo, hi, hi[:10] + "T99"),
         )
 
@@ -634,14 +630,8 @@ def _compare(conn: sqlite3.Connection, table: str, stored: str, expected: str) -
 def verify(conn: sqlite3.Connection) -> list[Difference]:
     """Every rollup row that differs from what the raw rows give (empty: exact)."""
     cols = [*_ADD, *_EXTREME]
-    daily = (
-        f"SELECT substr(hour, 1, 10), task_slug, bin, sum(n) FROM ({_durations_select('1')}) "
-        "GROUP BY 1, 2, 3"
-    )
-    errors_daily = (
-        "SELECT substr(hour, 1, 10), task_slug, stack_hash, sum(failures) "
-        f"FROM ({_errors_select('1')}) GROUP BY 1, 2, 3"
-    )
+    daily = by_day(DURATIONS_DAILY, f"({_durations_select('1')})")
+    errors_daily = by_day(ERRORS_DAILY, f"({_errors_select('1')})")
     return [
         *_compare(
             conn,

@@ -398,10 +398,8 @@ def m009_daily_error_rollup(db: sqlite3.Connection) -> None:
     ).fetchone()
     if not exists:  # a file whose m006 ran before this table was part of the rollups
         db.execute(next(sql for sql in rollups.DDL if rollups.ERRORS_DAILY in sql))
-        db.execute(
-            f"INSERT INTO {rollups.ERRORS_DAILY} SELECT substr(hour, 1, 10), task_slug, "
-            f"stack_hash, sum(failures) FROM {rollups.ERRORS} GROUP BY 1, 2, 3"
-        )
+        daily = rollups.ERRORS_DAILY
+        db.execute(f"INSERT INTO {daily} {rollups.by_day(daily, rollups.ERRORS)}")
     _sync(db, "trigger", rollups.TRIGGERS)
 
 
