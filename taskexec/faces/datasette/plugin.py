@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from datasette.facets import Facet
 from datasette.hookspecs import hookimpl
@@ -217,8 +217,13 @@ def _args(request: Request) -> dict[str, str]:
     """The query's arguments as asked (``_bad_window_page`` may have run it with others)."""
     asked = request.scope.get(_ASKED)
     if asked is not None:
-        return _first_values(parse_qsl(asked.decode("latin-1"), keep_blank_values=True))
+        return _first_values(_pairs(asked))
     return {key: request.args.get(key) or "" for key in request.args}
+
+
+def _pairs(query_string: bytes) -> list[tuple[str, str]]:
+    """A raw query string's (key, value) pairs, blanks kept, as Datasette reads them."""
+    return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
 
 
 def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -278,8 +283,7 @@ def _keeping_refresh(datasette: Datasette, scope: dict[str, Any], send: Any) -> 
     (``static/autorefresh.js``), so a bookmark of ``?refresh=1m`` refreshes."""
     if _route_path(datasette, scope) != f"/-/dashboards/{DASHBOARD}":
         return send
-    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    refresh = dict(query).get("refresh")
+    refresh = dict(_pairs(scope.get("query_string", b""))).get("refresh")
     if not refresh:
         return send
 
@@ -324,8 +328,7 @@ async def _window_problem_of(datasette: Datasette, scope: dict[str, Any]) -> str
     match = _DATA_PATH.match(path)
     if match is None:
         return None
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    args = {key: values[0] for key, values in query.items()}
+    args = _first_values(_pairs(scope.get("query_string", b"")))
     name = tilde_decode(match["name"]) if match["name"] else None
     problem = window_problem(query_sql(name, args), args)
     if problem is None:
@@ -352,16 +355,12 @@ async def _bad_window_page(
     if match is None or _probe(tilde_decode(match["name"])) is None:
         return scope, send
     query: bytes = scope.get("query_string", b"")
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    pairs = _pairs(query)
     args = _first_values(pairs)
     sql = query_sql(tilde_decode(match["name"]), args)
-    if window_problem(sql, args) is None:
+    bad = {n for n in probe_sql.WINDOW_PARAMS if window_problem(sql, {n: args.get(n, "")})}
+    if not bad or not await _serves_taskexec(datasette, tilde_decode(match["db"])):
         return scope, send
-    if not await _serves_taskexec(datasette, tilde_decode(match["db"])):
-        return scope, send
-    bad = {
-        name for name in probe_sql.WINDOW_PARAMS if window_problem(sql, {name: args.get(name, "")})
-    }
     swapped = []
     for key, value in pairs:  # the first of each is the one read
         swapped.append((key, _NO_WINDOW if key in bad else value))
@@ -402,7 +401,7 @@ async def _counted_by_us(datasette: Datasette, scope: dict[str, Any]) -> dict[st
     if match is None:
         return scope
     query: bytes = scope.get("query_string", b"")
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    pairs = _pairs(query)
     keys = {key for key, _ in pairs}
     sort = bool(dict(pairs).get("_search", "").strip()) and not keys & {"_sort", "_sort_desc"}
     count = "_nocount" not in keys and count_plan(pairs) is not None
